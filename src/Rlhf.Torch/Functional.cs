@@ -1,0 +1,44 @@
+using N = Rlhf.Torch.Native.Native;
+
+namespace Rlhf.Torch;
+
+/// <summary>How a loss reduces over elements (libtorch's <c>at::Reduction</c>).</summary>
+public enum Reduction { None = 0, Mean = 1, Sum = 2 }
+
+/// <summary>Neural-network functions (<c>torch.nn.functional</c>).</summary>
+public static class Functional
+{
+    /// <summary>x @ wᵀ + b. x [.., in], w [out, in], b [out] or null.</summary>
+    public static Tensor Linear(Tensor x, Tensor w, Tensor? b = null) => Tensor.Wrap(N.rt_linear(x.H, w.H, Tensor.Opt(b)));
+
+    /// <summary>Rows of weight [V, D] picked by int64 ids [..] → [.., D].</summary>
+    public static Tensor Embedding(Tensor weight, Tensor ids) => Tensor.Wrap(N.rt_embedding(weight.H, ids.H));
+
+    /// <summary>Layer normalisation over the trailing <paramref name="normalizedShape"/> dims.</summary>
+    public static unsafe Tensor LayerNorm(Tensor x, long[] normalizedShape, Tensor? weight, Tensor? bias, double eps = 1e-5)
+    {
+        fixed (long* p = normalizedShape) return Tensor.Wrap(N.rt_layer_norm(x.H, p, normalizedShape.Length, Tensor.Opt(weight), Tensor.Opt(bias), eps));
+    }
+
+    /// <summary>Cross-entropy of logits [N, C] against int64 targets [N]; targets equal to ignoreIndex are skipped.</summary>
+    public static Tensor CrossEntropy(Tensor logits, Tensor target, long ignoreIndex = -100, Reduction reduction = Reduction.Mean, double labelSmoothing = 0) =>
+        Tensor.Wrap(N.rt_cross_entropy(logits.H, target.H, ignoreIndex, (int)reduction, labelSmoothing));
+
+    /// <summary>Negative log-likelihood of log-probabilities [N, C] at int64 targets [N].</summary>
+    public static Tensor NllLoss(Tensor logProbs, Tensor target, long ignoreIndex = -100, Reduction reduction = Reduction.Mean) =>
+        Tensor.Wrap(N.rt_nll_loss(logProbs.H, target.H, ignoreIndex, (int)reduction));
+
+    /// <summary>Mean squared error.</summary>
+    public static Tensor MseLoss(Tensor a, Tensor b, Reduction reduction = Reduction.Mean) => Tensor.Wrap(N.rt_mse_loss(a.H, b.H, (int)reduction));
+
+    /// <summary>Draws <paramref name="samples"/> indices per row of non-negative weights [.., C].</summary>
+    public static Tensor Multinomial(Tensor probs, long samples, bool replacement = false, Generator? generator = null) =>
+        Tensor.Wrap(N.rt_multinomial(probs.H, samples, replacement ? 1 : 0, Generator.H(generator)));
+
+    /// <summary>Inverted dropout with an explicit generator; identity when not training.</summary>
+    public static Tensor Dropout(Tensor x, double p, bool training, Generator? generator = null) =>
+        Tensor.Wrap(N.rt_dropout(x.H, p, training ? 1 : 0, Generator.H(generator)));
+
+    /// <summary>One-hot encoding of int64 ids → int64 [.., classes].</summary>
+    public static Tensor OneHot(Tensor ids, long classes) => Tensor.Wrap(N.rt_one_hot(ids.H, classes));
+}
