@@ -5,6 +5,8 @@
 #include <ATen/Version.h>
 #include <cstring>
 #include <sstream>
+#include <mutex>
+#include <unordered_map>
 #ifdef RLHF_WITH_CUDA
 #include <ATen/cuda/CUDAGeneratorImpl.h>
 #endif
@@ -15,41 +17,56 @@ thread_local std::string last_error;
 thread_local bool has_error = false;
 
 // Counts live and peak bytes of every CPU allocation libtorch makes, by wrapping its allocator.
+// The DataPtr handed out keeps context == data (oneDNN and others assert that of CPU memory), so the
+// size and the inner deleter are kept in a side table keyed by the data pointer.
 struct CountingAllocator final : at::Allocator {
   at::Allocator* inner = nullptr;
   std::atomic<int64_t> live{0};
   std::atomic<int64_t> peak{0};
+  std::mutex mu;
+  std::unordered_map<void*, std::pair<size_t, at::DeleterFnPtr>> sizes;
 
-  struct Ctx {
-    at::DataPtr inner;
-    size_t bytes;
-    CountingAllocator* owner;
-  };
+  static CountingAllocator* self;
 
   static void release(void* p) {
-    auto* ctx = static_cast<Ctx*>(p);
-    ctx->owner->live.fetch_sub(static_cast<int64_t>(ctx->bytes), std::memory_order_relaxed);
-    delete ctx;  // frees the inner DataPtr
+    at::DeleterFnPtr del = nullptr;
+    size_t n = 0;
+    {
+      std::lock_guard<std::mutex> lock(self->mu);
+      auto it = self->sizes.find(p);
+      if (it != self->sizes.end()) { n = it->second.first; del = it->second.second; self->sizes.erase(it); }
+    }
+    self->live.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed);
+    if (del) del(p);
   }
 
   at::DataPtr allocate(size_t n) const override {
-    auto* self = const_cast<CountingAllocator*>(this);
+    auto* me = const_cast<CountingAllocator*>(this);
     at::DataPtr d = inner->allocate(n);
     void* data = d.get();
+    // Only plain allocations (context == data, a raw deleter) can be re-wrapped; count those.
+    if (data == nullptr || d.get_context() != data || d.get_deleter() == nullptr) return d;
+    at::DeleterFnPtr del = d.get_deleter();
     auto device = d.device();
-    auto* ctx = new Ctx{std::move(d), n, self};
-    int64_t now = self->live.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed) + static_cast<int64_t>(n);
-    int64_t prev = self->peak.load(std::memory_order_relaxed);
-    while (now > prev && !self->peak.compare_exchange_weak(prev, now, std::memory_order_relaxed)) {}
-    return at::DataPtr(data, ctx, &CountingAllocator::release, device);
+    d.release_context();
+    {
+      std::lock_guard<std::mutex> lock(me->mu);
+      me->sizes[data] = {n, del};
+    }
+    int64_t now = me->live.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed) + static_cast<int64_t>(n);
+    int64_t prev = me->peak.load(std::memory_order_relaxed);
+    while (now > prev && !me->peak.compare_exchange_weak(prev, now, std::memory_order_relaxed)) {}
+    return at::DataPtr(data, data, &CountingAllocator::release, device);
   }
-  at::DeleterFnPtr raw_deleter() const override { return nullptr; }
+  at::DeleterFnPtr raw_deleter() const override { return &CountingAllocator::release; }
 };
+CountingAllocator* CountingAllocator::self = nullptr;
 
 CountingAllocator& counting() {
   static CountingAllocator* a = [] {
     auto* c = new CountingAllocator();
     c->inner = c10::GetCPUAllocator();
+    CountingAllocator::self = c;
     c10::SetCPUAllocator(c, /*priority=*/100);
     return c;
   }();
