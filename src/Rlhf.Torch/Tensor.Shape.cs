@@ -159,10 +159,17 @@ public sealed partial class Tensor
         return r;
     }
 
+    /// <summary>Raw handles of a list argument (0 for null). A disposed tensor is refused here: its raw pointer
+    /// would reach native code as freed memory (single-tensor arguments get this check from SafeHandle marshalling).</summary>
     internal static nint[] Handles(IReadOnlyList<Tensor?> ts)
     {
         var hs = new nint[ts.Count];
-        for (var i = 0; i < hs.Length; i++) hs[i] = ts[i] is { } t ? t.H.DangerousGetHandle() : 0;
+        for (var i = 0; i < hs.Length; i++)
+        {
+            if (ts[i] is not { } t) continue;
+            ObjectDisposedException.ThrowIf(t.IsDisposed, t);
+            hs[i] = t.H.DangerousGetHandle();
+        }
         return hs;
     }
 }
