@@ -180,6 +180,40 @@ public class AutogradTests
     }
 
     [Fact]
+    public void Autograd_grad_needs_one_grad_output_per_output()
+    {
+        // Regression: a short gradOutputs list made the shim read past the end of the handle array.
+        using var scope = Torch.NewScope();
+        var x = T.D(1, 2).RequiresGrad_();
+        var e = Assert.Throws<ArgumentException>(() => Autograd.Grad([x * 3, x * x], [x], [T.D(1, 1)]));
+        Assert.Contains("gradOutputs", e.Message);
+    }
+
+    [Fact]
+    public void Create_graph_retains_the_graph_unless_told_otherwise()
+    {
+        // As in torch, retain_graph defaults to create_graph: a gradient penalty can use the graph twice.
+        using var scope = Torch.NewScope();
+        var x = T.D(0.5, -1).RequiresGrad_();
+        var y = x.Exp().Sum();
+        var g = Autograd.Grad([y], [x], createGraph: true)[0]!;   // eˣ
+        (y + g.Pow(2).Sum()).Backward();                          // d/dx (Σ eˣ + Σ e²ˣ) = eˣ + 2e²ˣ
+        Near.Equal(new[] { Math.Exp(0.5) + 2 * Math.Exp(1), Math.Exp(-1) + 2 * Math.Exp(-2) }, x.Grad!, 1e-12);
+
+        var z = T.D(2).RequiresGrad_();
+        var w = z.Exp().Sum();
+        w.Backward(createGraph: true);
+        w.Backward(); // the first backward kept the graph
+        Near.Equal(2 * Math.Exp(2), z.Grad!.Item(), 1e-9);
+        z.ZeroGrad();
+
+        var u = x.Exp().Sum();
+        Autograd.Grad([u], [x], createGraph: true, retainGraph: false);
+        Assert.Throws<TorchException>(() => u.Backward()); // an explicit false still frees it
+        x.ZeroGrad();
+    }
+
+    [Fact]
     public void Autograd_grad_reports_an_unused_input_as_null_when_allowed()
     {
         using var scope = Torch.NewScope();

@@ -90,6 +90,24 @@ public class ErrorTests
     }
 
     [Fact]
+    public void A_disposed_tensor_in_a_list_argument_is_refused_not_dereferenced()
+    {
+        // Regression: list arguments passed raw pointers, so a disposed tensor reached native code as freed memory.
+        using var scope = Torch.NewScope();
+        var a = T.D(1, 2).RequiresGrad_();
+        var gone = T.D(3, 4);
+        gone.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => Torch.Cat([a, gone]));
+        Assert.Throws<ObjectDisposedException>(() => Torch.Stack([gone, a]));
+        Assert.Throws<ObjectDisposedException>(() => a.Index(gone));
+        Assert.Throws<ObjectDisposedException>(() => Optim.SumOfSquares([a, gone]));
+        Assert.Throws<ObjectDisposedException>(() => Optim.ClipGradNorm_([gone], 1));
+        Assert.Throws<ObjectDisposedException>(() => Optim.AdamWStep([a], [gone], [a], [a], 0.1, 0.9, 0.99, 1e-8, 0, 1));
+        Assert.Throws<ObjectDisposedException>(() => Autograd.Grad([(a * 2).Sum()], [gone]));
+        Assert.Equal(new double[] { 1, 2, 1, 2 }, Torch.Cat([a, a]).ToArray<double>());
+    }
+
+    [Fact]
     public void Many_errors_in_a_row_leak_nothing()
     {
         var baseline = Live.Baseline();

@@ -128,6 +128,33 @@ public class OptimTests
     }
 
     [Fact]
+    public void AdamW_class_counts_steps_per_parameter_as_torch_does()
+    {
+        // torch keeps state['step'] per parameter: one that first gets a gradient at the third step is bias-corrected
+        // as at its first. Regression: a single global count over-corrected such late parameters.
+        const double lr = 0.1;
+        using var scope = Torch.NewScope();
+        var a = T.D(1.0).RequiresGrad_();
+        var b = T.D(-2.0).RequiresGrad_();
+        using var opt = new AdamW([a, b], lr: lr, weightDecay: 0);
+        double ra = 1, rb = -2, ma = 0, va = 0, mb = 0, vb = 0;
+        var bSteps = 0;
+        for (var step = 1; step <= 4; step++)
+        {
+            var withB = step >= 3;
+            using (Torch.NewScope()) (withB ? (a * a + b * b * b) : a * a).Sum().Backward();
+            opt.Step();
+            opt.ZeroGrad();
+            ra = AdamWScalar(ra, 2 * ra, ref ma, ref va, step, lr, 0.9, 0.999, 1e-8, 0);
+            if (withB) rb = AdamWScalar(rb, 3 * rb * rb, ref mb, ref vb, ++bSteps, lr, 0.9, 0.999, 1e-8, 0);
+        }
+        Assert.Equal(4, opt.StepCount);
+        Near.Equal(ra, a.Item(), 1e-12);
+        Near.Equal(rb, b.Item(), 1e-12);
+        Assert.True(Math.Abs(rb + 2) > 0.15); // b moved by about lr per step, as a fresh Adam does
+    }
+
+    [Fact]
     public void Clip_grad_norm_scales_to_the_maximum_and_returns_the_old_norm()
     {
         using var scope = Torch.NewScope();
