@@ -51,6 +51,12 @@ public class ErrorTests
             Assert.Throws<TorchException>(() => x.TopK(4));
             Assert.Throws<TorchException>(() => x.Add_(T.D(1, 2)));
             Assert.Contains("did not match", Assert.Throws<TorchException>(() => x.AllClose(T.L(1, 2, 3))).Message);
+            // list-returning calls: bad sizes are libtorch's errors, not managed arithmetic failures
+            Assert.Throws<TorchException>(() => x.Split(0));
+            Assert.Throws<TorchException>(() => x.Chunk(0));
+            Assert.Throws<TorchException>(() => x.Chunk(-1));
+            Assert.Throws<TorchException>(() => x.Unbind(1));
+            Assert.Throws<TorchException>(() => x.Split(1, dim: 2));
             Assert.Equal(baseline + 3, Torch.LiveTensors); // x and the two operands made here; no half-made results
         }
         Assert.Equal(baseline, Torch.LiveTensors);

@@ -34,6 +34,8 @@ public class ShapeTests
         Assert.Equal(3, x.Size(1));
         Assert.Equal(5, x.Size(-1));
         Assert.Equal(2, x.Size(-3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => x.Size(3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => x.Size(-4));
         Assert.Equal("Tensor[2, 3, 5] Float32 cpu", x.ToString());
         var p = T.D(1.5, -2).Print();
         Assert.Contains("1.5000", p);
