@@ -1,5 +1,7 @@
 // Element types: creation, value round trips through From/ToArray/ToBytes/FromBytes, conversions.
 using System.Buffers.Binary;
+using FsCheck;
+using FsCheck.Fluent;
 using Rlhf.Torch;
 
 namespace Rlhf.Torch.Tests;
@@ -205,4 +207,28 @@ public class DtypeTests
         Assert.Equal(3L, Torch.Scalar(3.9, ScalarType.Float64).ItemLong()); // truncates
         Assert.Equal(-2, Torch.Full([1], -2L, ScalarType.Int32).Item<int>());
     }
+
+    [Fact]
+    public void Any_doubles_round_trip_exactly() => Check.One(
+        FsCheck.Config.QuickThrowOnFailure.WithMaxTest(100).WithQuietOnSuccess(true),
+        Prop.ForAll(ArbMap.Default.ArbFor<double[]>(), v =>
+        {
+            using var scope = Torch.NewScope();
+            var t = Torch.From(v);
+            Assert.Equal(v, t.ToArray<double>()); // NaN, ±∞ and −0 included
+            Assert.Equal(v, Torch.FromBytes(t.ToBytes(), [v.Length], ScalarType.Float64).ToArray<double>());
+            Assert.True(v.Select(BitConverter.DoubleToInt64Bits).SequenceEqual(t.ToArray<double>().Select(BitConverter.DoubleToInt64Bits)));
+        }));
+
+    [Fact]
+    public void Any_longs_round_trip_and_survive_a_float64_detour_when_small() => Check.One(
+        FsCheck.Config.QuickThrowOnFailure.WithMaxTest(100).WithQuietOnSuccess(true),
+        Prop.ForAll(ArbMap.Default.ArbFor<long[]>(), v =>
+        {
+            using var scope = Torch.NewScope();
+            var t = Torch.From(v);
+            Assert.Equal(v, t.ToArray<long>());
+            var small = v.Select(x => x % (1L << 52)).ToArray();
+            Assert.Equal(small, Torch.From(small).Double().Long().ToArray<long>());
+        }));
 }

@@ -1,4 +1,6 @@
 // Elementwise math, operators, in-place ops, comparisons and logic, linear algebra — against hand values.
+using FsCheck;
+using FsCheck.Fluent;
 using Rlhf.Torch;
 
 namespace Rlhf.Torch.Tests;
@@ -294,4 +296,27 @@ public class MathTests
                     expected[i * 3 + j] += (double)av[i * 5 + k] * bv[k * 3 + j];
         Near.Equal(expected, a.Matmul(b), 1e-5);
     }
+
+    [Fact]
+    public void Broadcasting_matches_an_outer_loop() => Check.One(
+        FsCheck.Config.QuickThrowOnFailure.WithMaxTest(100).WithQuietOnSuccess(true),
+        Prop.ForAll(Arb.From(Gen.Choose(-20, 20).ArrayOf()), Arb.From(Gen.Choose(-20, 20).ArrayOf()), (a, b) =>
+        {
+            using var scope = Torch.NewScope();
+            var col = Torch.From(a.Select(v => (double)v).ToArray(), a.Length, 1);
+            var row = Torch.From(b.Select(v => (double)v).ToArray(), 1, b.Length);
+            var sum = col + row;
+            var prod = col * row;
+            Assert.Equal(new long[] { a.Length, b.Length }, sum.Shape);
+            var es = new double[a.Length * b.Length];
+            var ep = new double[a.Length * b.Length];
+            for (var i = 0; i < a.Length; i++)
+                for (var j = 0; j < b.Length; j++)
+                {
+                    es[i * b.Length + j] = a[i] + b[j];
+                    ep[i * b.Length + j] = a[i] * b[j];
+                }
+            Assert.Equal(es, sum.ToArray<double>());
+            Assert.Equal(ep, prod.ToArray<double>());
+        }));
 }

@@ -1,4 +1,6 @@
 // Reductions, sorting and cumulative ops — against hand values.
+using FsCheck;
+using FsCheck.Fluent;
 using Rlhf.Torch;
 
 namespace Rlhf.Torch.Tests;
@@ -172,4 +174,26 @@ public class ReductionTests
         Near.Equal(new[] { 1.0, 1.0 }, x.Softmax(1).Sum(1), 1e-12);
         Near.Equal(new[] { 0.5, 0.5 }, T.D(new double[] { 7, 7 }, 2, 1).Softmax(0).Flatten(), 1e-12);
     }
+
+    [Fact]
+    public void Sum_mean_max_over_a_dim_match_a_loop() => Check.One(
+        FsCheck.Config.QuickThrowOnFailure.WithMaxTest(100).WithQuietOnSuccess(true),
+        Prop.ForAll(Arb.From(from r in Gen.Choose(1, 5) from c in Gen.Choose(1, 5) from d in Gen.Choose(0, 1) select (r, c, d)),
+            Arb.From(Gen.Choose(-9, 9).ArrayOf(25)), (shape, pool) =>
+        {
+            var (rows, cols, dim) = shape;
+            using var scope = Torch.NewScope();
+            var v = new double[rows * cols];
+            for (var i = 0; i < v.Length; i++) v[i] = pool[i] * 0.5;
+            var x = T.D(v, rows, cols);
+            var n = dim == 0 ? cols : rows;
+            var len = dim == 0 ? rows : cols;
+            double At(int outer, int inner) => dim == 0 ? v[inner * cols + outer] : v[outer * cols + inner];
+            var sums = Enumerable.Range(0, n).Select(o => Enumerable.Range(0, len).Sum(k => At(o, k))).ToArray();
+            var maxes = Enumerable.Range(0, n).Select(o => Enumerable.Range(0, len).Max(k => At(o, k))).ToArray();
+            Near.Equal(sums, x.Sum(dim), 1e-12);
+            Near.Equal(sums.Select(s => s / len).ToArray(), x.Mean(dim), 1e-12);
+            Near.Equal(maxes, x.Max(dim).Values, 0);
+            Near.Equal(v.Sum(), x.Sum().Item(), 1e-12);
+        }));
 }

@@ -1,4 +1,6 @@
 // Shapes and indexing: views, slicing, joins and splits, gather/scatter, advanced indexing, masks.
+using FsCheck;
+using FsCheck.Fluent;
 using Rlhf.Torch;
 
 namespace Rlhf.Torch.Tests;
@@ -244,4 +246,41 @@ public class ShapeTests
         Assert.Equal(new long[] { 3, 2 }, cols[1].Shape);
         Assert.Equal(new double[] { 2, 3, 6, 7, 10, 11 }, cols[1].ToArray<double>());
     }
+
+    [Fact]
+    public void Cat_then_split_gives_back_the_parts() => Check.One(
+        FsCheck.Config.QuickThrowOnFailure.WithMaxTest(100).WithQuietOnSuccess(true),
+        Prop.ForAll(Arb.From(from a in Gen.Choose(0, 4) from b in Gen.Choose(1, 4) from c in Gen.Choose(1, 4) from dim in Gen.Choose(0, 1) select (a, b, c, dim)), t =>
+        {
+            var (a, b, c, dim) = t;
+            using var scope = Torch.NewScope();
+            long[] Shape(long n) => dim == 0 ? [n, c] : [c, n];
+            var x = Torch.Arange(a * c).Double().View(Shape(a));
+            var y = (Torch.Arange(b * c).Double() + 100).View(Shape(b));
+            var joined = Torch.Cat([x, y], dim);
+            Assert.Equal(Shape(a + b), joined.Shape);
+            var parts = joined.Split([a, b], dim);
+            Assert.True(parts[0].Equal(x));
+            Assert.True(parts[1].Equal(y));
+        }));
+
+    [Fact]
+    public void A_permutation_and_its_inverse_cancel() => Check.One(
+        FsCheck.Config.QuickThrowOnFailure.WithMaxTest(100).WithQuietOnSuccess(true),
+        Prop.ForAll(Arb.From(Gen.Choose(1, 4).ArrayOf(3)), Arb.From(Gen.Shuffle(new long[] { 0, 1, 2 })), (sizes, perm) =>
+        {
+            using var scope = Torch.NewScope();
+            var shape = sizes.Select(s => (long)s).ToArray();
+            var x = Torch.Arange(shape.Aggregate(1L, (p, s) => p * s)).View(shape);
+            var inverse = new long[3];
+            for (var i = 0; i < 3; i++) inverse[perm[i]] = i;
+            var p = x.Permute(perm);
+            Assert.Equal(perm.Select(d => shape[d]), p.Shape);
+            Assert.True(p.Permute(inverse).Equal(x));
+            // element (i, j, k) of the permuted tensor is x at the un-permuted index
+            var idx = p.Shape.Select(s => s - 1).ToArray();
+            var orig = new long[3];
+            for (var i = 0; i < 3; i++) orig[perm[i]] = idx[i];
+            Assert.Equal(x[orig[0]][orig[1]][orig[2]].ItemLong(), p[idx[0]][idx[1]][idx[2]].ItemLong());
+        }));
 }
