@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 #include <ATen/ATen.h>
 #include <atomic>
+#include <cmath>
 #include <string>
 #include <vector>
 #include "rlhf_torch.h"
@@ -40,6 +41,16 @@ inline c10::Device device(int type, int index) {
     return c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index));
   }
   throw std::runtime_error("unknown device type " + std::to_string(type));
+}
+
+// A C# double as the Scalar Python would pass: for an integral (or bool) tensor an integral value becomes an
+// integer Scalar, so int + 1 stays int, int // 2 is an int and an alpha of 1 is allowed; a double Scalar would
+// promote the result to float (or be rejected as alpha). Floating tensors get the double unchanged.
+inline at::Scalar scalar_for(const at::Tensor& t, double v) {
+  if (at::isIntegralType(t.scalar_type(), /*includeBool=*/true) && std::isfinite(v) && v == std::trunc(v) &&
+      std::fabs(v) <= 9007199254740992.0)
+    return at::Scalar(static_cast<int64_t>(v));
+  return at::Scalar(v);
 }
 
 inline at::TensorOptions options(int dtype, int dev_type, int dev_index) {

@@ -6,37 +6,37 @@
 #define BINARY(name, expr) RT_API rt_tensor rt_##name(rt_tensor a, rt_tensor b) { RT_TENSOR(expr) }
 #define BINARY_S(name, expr) RT_API rt_tensor rt_##name(rt_tensor a, double s) { RT_TENSOR(expr) }
 
-RT_API rt_tensor rt_add(rt_tensor a, rt_tensor b, double alpha) { RT_TENSOR(at::add(*a, *b, alpha)) }
-RT_API rt_tensor rt_sub(rt_tensor a, rt_tensor b, double alpha) { RT_TENSOR(at::sub(*a, *b, alpha)) }
+RT_API rt_tensor rt_add(rt_tensor a, rt_tensor b, double alpha) { RT_TENSOR(at::add(*a, *b, rt::scalar_for(*a, alpha))) }
+RT_API rt_tensor rt_sub(rt_tensor a, rt_tensor b, double alpha) { RT_TENSOR(at::sub(*a, *b, rt::scalar_for(*a, alpha))) }
 BINARY(mul, at::mul(*a, *b))
 BINARY(div, at::div(*a, *b))
 RT_API rt_tensor rt_div_mode(rt_tensor a, rt_tensor b, const char* mode) { RT_TENSOR(at::div(*a, *b, c10::optional<c10::string_view>(mode))) }
-RT_API rt_tensor rt_div_scalar_mode(rt_tensor a, double s, const char* mode) { RT_TENSOR(at::div(*a, s, c10::optional<c10::string_view>(mode))) }
-BINARY_S(add_scalar, at::add(*a, s))
-BINARY_S(mul_scalar, at::mul(*a, s))
-BINARY_S(div_scalar, at::div(*a, s))
-BINARY_S(rsub_scalar, at::rsub(*a, s))
-BINARY_S(pow_scalar, at::pow(*a, s))
-BINARY_S(remainder_scalar, at::remainder(*a, s))
+RT_API rt_tensor rt_div_scalar_mode(rt_tensor a, double s, const char* mode) { RT_TENSOR(at::div(*a, rt::scalar_for(*a, s), c10::optional<c10::string_view>(mode))) }
+BINARY_S(add_scalar, at::add(*a, rt::scalar_for(*a, s)))
+BINARY_S(mul_scalar, at::mul(*a, rt::scalar_for(*a, s)))
+BINARY_S(div_scalar, at::div(*a, rt::scalar_for(*a, s)))
+BINARY_S(rsub_scalar, at::rsub(*a, rt::scalar_for(*a, s)))
+BINARY_S(pow_scalar, at::pow(*a, rt::scalar_for(*a, s)))
+BINARY_S(remainder_scalar, at::remainder(*a, rt::scalar_for(*a, s)))
 BINARY(pow, at::pow(*a, *b))
 BINARY(remainder, at::remainder(*a, *b))
 BINARY(minimum, at::minimum(*a, *b))
 BINARY(maximum, at::maximum(*a, *b))
 BINARY(atan2, at::atan2(*a, *b))
 
-RT_API int rt_add_(rt_tensor a, rt_tensor b, double alpha) { RT_STATUS(a->add_(*b, alpha);) }
-RT_API int rt_sub_(rt_tensor a, rt_tensor b, double alpha) { RT_STATUS(a->sub_(*b, alpha);) }
+RT_API int rt_add_(rt_tensor a, rt_tensor b, double alpha) { RT_STATUS(a->add_(*b, rt::scalar_for(*a, alpha));) }
+RT_API int rt_sub_(rt_tensor a, rt_tensor b, double alpha) { RT_STATUS(a->sub_(*b, rt::scalar_for(*a, alpha));) }
 RT_API int rt_mul_(rt_tensor a, rt_tensor b) { RT_STATUS(a->mul_(*b);) }
 RT_API int rt_div_(rt_tensor a, rt_tensor b) { RT_STATUS(a->div_(*b);) }
-RT_API int rt_add_scalar_(rt_tensor a, double s) { RT_STATUS(a->add_(s);) }
-RT_API int rt_mul_scalar_(rt_tensor a, double s) { RT_STATUS(a->mul_(s);) }
-RT_API int rt_div_scalar_(rt_tensor a, double s) { RT_STATUS(a->div_(s);) }
-RT_API int rt_pow_scalar_(rt_tensor a, double s) { RT_STATUS(a->pow_(s);) }
+RT_API int rt_add_scalar_(rt_tensor a, double s) { RT_STATUS(a->add_(rt::scalar_for(*a, s));) }
+RT_API int rt_mul_scalar_(rt_tensor a, double s) { RT_STATUS(a->mul_(rt::scalar_for(*a, s));) }
+RT_API int rt_div_scalar_(rt_tensor a, double s) { RT_STATUS(a->div_(rt::scalar_for(*a, s));) }
+RT_API int rt_pow_scalar_(rt_tensor a, double s) { RT_STATUS(a->pow_(rt::scalar_for(*a, s));) }
 RT_API int rt_addcmul_(rt_tensor a, rt_tensor b, rt_tensor c, double v) { RT_STATUS(a->addcmul_(*b, *c, v);) }
 RT_API int rt_addcdiv_(rt_tensor a, rt_tensor b, rt_tensor c, double v) { RT_STATUS(a->addcdiv_(*b, *c, v);) }
 RT_API int rt_lerp_(rt_tensor a, rt_tensor b, double w) { RT_STATUS(a->lerp_(*b, w);) }
 RT_API int rt_clamp_(rt_tensor t, double lo, double hi, int has_lo, int has_hi) {
-  RT_STATUS(t->clamp_(has_lo ? c10::optional<at::Scalar>(lo) : c10::nullopt, has_hi ? c10::optional<at::Scalar>(hi) : c10::nullopt);)
+  RT_STATUS(t->clamp_(has_lo ? c10::optional<at::Scalar>(rt::scalar_for(*t, lo)) : c10::nullopt, has_hi ? c10::optional<at::Scalar>(rt::scalar_for(*t, hi)) : c10::nullopt);)
 }
 RT_API int rt_fill_(rt_tensor t, double v) { RT_STATUS(t->fill_(v);) }
 RT_API int rt_zero_(rt_tensor t) { RT_STATUS(t->zero_();) }
@@ -44,7 +44,7 @@ RT_API int rt_copy_(rt_tensor dst, rt_tensor src, int non_blocking) { RT_STATUS(
 RT_API int rt_set_data(rt_tensor dst, rt_tensor src) { RT_STATUS(dst->set_data(*src);) }
 
 RT_API rt_tensor rt_clamp(rt_tensor t, double lo, double hi, int has_lo, int has_hi) {
-  RT_TENSOR(at::clamp(*t, has_lo ? c10::optional<at::Scalar>(lo) : c10::nullopt, has_hi ? c10::optional<at::Scalar>(hi) : c10::nullopt))
+  RT_TENSOR(at::clamp(*t, has_lo ? c10::optional<at::Scalar>(rt::scalar_for(*t, lo)) : c10::nullopt, has_hi ? c10::optional<at::Scalar>(rt::scalar_for(*t, hi)) : c10::nullopt))
 }
 RT_API rt_tensor rt_clamp_t(rt_tensor t, rt_tensor lo, rt_tensor hi) {
   RT_TENSOR(at::clamp(*t, lo ? c10::optional<at::Tensor>(*lo) : c10::nullopt, hi ? c10::optional<at::Tensor>(*hi) : c10::nullopt))

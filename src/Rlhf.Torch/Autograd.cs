@@ -8,10 +8,13 @@ public static class Autograd
     /// <summary>
     /// Σ_i d outputs[i] · gradOutputs[i] / d inputs[j] for each input (<c>torch.autograd.grad</c>).
     /// An input that does not influence the outputs gives null when <paramref name="allowUnused"/>.
+    /// <paramref name="retainGraph"/> defaults to <paramref name="createGraph"/>, as in torch.
     /// </summary>
     public static unsafe Tensor?[] Grad(IReadOnlyList<Tensor> outputs, IReadOnlyList<Tensor> inputs, IReadOnlyList<Tensor>? gradOutputs = null,
-        bool retainGraph = false, bool createGraph = false, bool allowUnused = false)
+        bool? retainGraph = null, bool createGraph = false, bool allowUnused = false)
     {
+        if (gradOutputs is not null && gradOutputs.Count != outputs.Count)
+            throw new ArgumentException($"autograd.grad: {outputs.Count} outputs but {gradOutputs.Count} gradOutputs; give one per output", nameof(gradOutputs));
         var o = Tensor.Handles(outputs);
         var i = Tensor.Handles(inputs);
         var g = gradOutputs is null ? null : Tensor.Handles(gradOutputs);
@@ -20,7 +23,7 @@ public static class Autograd
         fixed (nint* pi = i)
         fixed (nint* pg = g)
         fixed (nint* pr = res)
-            Tensor.Check(N.rt_autograd_grad(po, o.Length, pi, i.Length, pg, retainGraph ? 1 : 0, createGraph ? 1 : 0, allowUnused ? 1 : 0, pr));
+            Tensor.Check(N.rt_autograd_grad(po, o.Length, pi, i.Length, pg, (retainGraph ?? createGraph) ? 1 : 0, createGraph ? 1 : 0, allowUnused ? 1 : 0, pr));
         GC.KeepAlive(outputs);
         GC.KeepAlive(inputs);
         GC.KeepAlive(gradOutputs);

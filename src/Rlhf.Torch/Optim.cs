@@ -71,6 +71,7 @@ public sealed class AdamW : IDisposable
     private readonly Tensor[] parameters;
     private readonly Tensor[] expAvg;
     private readonly Tensor[] expAvgSq;
+    private readonly long[] steps;
 
     /// <summary>Learning rate (schedules set it before each step).</summary>
     public double LearningRate { get; set; }
@@ -80,7 +81,7 @@ public sealed class AdamW : IDisposable
     public double Eps { get; }
     /// <summary>Decoupled weight decay.</summary>
     public double WeightDecay { get; }
-    /// <summary>Steps taken.</summary>
+    /// <summary>Calls to <see cref="Step"/>. Bias correction uses each parameter's own count of updates, as torch does.</summary>
     public long StepCount { get; private set; }
 
     /// <summary>AdamW with torch's defaults (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01).</summary>
@@ -93,6 +94,7 @@ public sealed class AdamW : IDisposable
         WeightDecay = weightDecay;
         expAvg = new Tensor[this.parameters.Length];
         expAvgSq = new Tensor[this.parameters.Length];
+        steps = new long[this.parameters.Length];
         for (var i = 0; i < this.parameters.Length; i++)
         {
             expAvg[i] = Torch.ZerosLike(this.parameters[i]).DetachFromScope();
@@ -105,25 +107,27 @@ public sealed class AdamW : IDisposable
     /// <summary>The second moments, one per parameter.</summary>
     public IReadOnlyList<Tensor> ExpAvgSq => expAvgSq;
 
-    /// <summary>Updates every parameter that has a gradient.</summary>
+    /// <summary>Updates every parameter that has a gradient; each one's step count (torch's <c>state['step']</c>)
+    /// advances only when it is updated, so a parameter that joins late is bias-corrected from its first update.</summary>
     public void Step()
     {
         using var scope = Torch.NewScope();
-        var ps = new List<Tensor>();
-        var gs = new List<Tensor?>();
-        var ms = new List<Tensor>();
-        var vs = new List<Tensor>();
+        // One native call per distinct step count (normally a single group).
+        var groups = new SortedDictionary<long, (List<Tensor> P, List<Tensor?> G, List<Tensor> M, List<Tensor> V)>();
         for (var i = 0; i < parameters.Length; i++)
         {
             var g = parameters[i].Grad;
             if (g is null) continue;
-            ps.Add(parameters[i]);
-            gs.Add(g);
-            ms.Add(expAvg[i]);
-            vs.Add(expAvgSq[i]);
+            var step = ++steps[i];
+            if (!groups.TryGetValue(step, out var grp)) groups[step] = grp = (new(), new(), new(), new());
+            grp.P.Add(parameters[i]);
+            grp.G.Add(g);
+            grp.M.Add(expAvg[i]);
+            grp.V.Add(expAvgSq[i]);
         }
         StepCount++;
-        Optim.AdamWStep(ps, gs, ms, vs, LearningRate, Betas.Beta1, Betas.Beta2, Eps, WeightDecay, StepCount);
+        foreach (var (step, grp) in groups)
+            Optim.AdamWStep(grp.P, grp.G, grp.M, grp.V, LearningRate, Betas.Beta1, Betas.Beta2, Eps, WeightDecay, step);
     }
 
     /// <summary>Clears every parameter's gradient.</summary>

@@ -7,9 +7,10 @@ public sealed partial class Tensor
     /// <summary>Sets <see cref="RequiresGrad"/> and returns this.</summary>
     public Tensor RequiresGrad_(bool on = true) { Check(N.rt_requires_grad_(H, on ? 1 : 0)); return this; }
 
-    /// <summary>Back-propagates from this tensor (a scalar unless <paramref name="grad"/> is given).</summary>
-    public void Backward(Tensor? grad = null, bool retainGraph = false, bool createGraph = false) =>
-        Check(N.rt_backward(H, Opt(grad), retainGraph ? 1 : 0, createGraph ? 1 : 0));
+    /// <summary>Back-propagates from this tensor (a scalar unless <paramref name="grad"/> is given).
+    /// <paramref name="retainGraph"/> defaults to <paramref name="createGraph"/>, as in torch.</summary>
+    public void Backward(Tensor? grad = null, bool? retainGraph = null, bool createGraph = false) =>
+        Check(N.rt_backward(H, Opt(grad), (retainGraph ?? createGraph) ? 1 : 0, createGraph ? 1 : 0));
 
     /// <summary>The accumulated gradient, or null when there is none. Each read returns a new handle.</summary>
     public unsafe Tensor? Grad

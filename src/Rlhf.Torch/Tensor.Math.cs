@@ -78,16 +78,15 @@ public sealed partial class Tensor
     public static Tensor operator *(double s, Tensor a) => a.Mul(s);
     /// <summary>Divides by a scalar.</summary>
     public static Tensor operator /(Tensor a, double s) => a.Div(s);
-    /// <summary>s / a.</summary>
-    public static Tensor operator /(double s, Tensor a) => a.Reciprocal().MulInto(s);
+    /// <summary>s / a (as torch's <c>__rdiv__</c>: reciprocal, then scale out of place — scaling the
+    /// reciprocal in place would break its backward, which reads its own output).</summary>
+    public static Tensor operator /(double s, Tensor a)
+    {
+        using var r = a.Reciprocal();
+        return r.Mul(s);
+    }
     /// <summary>Negation.</summary>
     public static Tensor operator -(Tensor a) => a.Neg();
-
-    private Tensor MulInto(double s)
-    {
-        Check(N.rt_mul_scalar_(H, s));
-        return this;
-    }
 
     // ---- in place (return this) ----
 

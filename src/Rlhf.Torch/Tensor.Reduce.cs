@@ -8,6 +8,9 @@ public sealed partial class Tensor
     public Tensor Sum(ScalarType? dtype = null) => Wrap(N.rt_sum_all(H, dtype.HasValue ? (int)dtype.Value : -1));
     /// <summary>Sum over one dimension.</summary>
     public Tensor Sum(long dim, bool keepDim = false, ScalarType? dtype = null) => Sum([dim], keepDim, dtype);
+    /// <summary>Sum over one dimension. This overload exists so that <c>Sum(0)</c> means dimension 0: without it the
+    /// literal 0 converts to <see cref="ScalarType"/> and C# picks <c>Sum(dtype: UInt8)</c>, a uint8 sum of everything.</summary>
+    public Tensor Sum(int dim, bool keepDim = false, ScalarType? dtype = null) => Sum([(long)dim], keepDim, dtype);
     /// <summary>Sum over dimensions.</summary>
     public unsafe Tensor Sum(long[] dims, bool keepDim = false, ScalarType? dtype = null)
     {

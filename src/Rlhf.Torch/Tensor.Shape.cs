@@ -116,8 +116,9 @@ public sealed partial class Tensor
     /// <summary>Pieces of <paramref name="size"/> along dim (the last may be smaller).</summary>
     public unsafe Tensor[] Split(long size, long dim = 0)
     {
-        var len = Size((int)dim);
-        var cap = (int)Math.Max(1, (len + size - 1) / size);
+        var len = SizeOrZero(dim);
+        // A non-positive size is libtorch's to reject (with its message); only size the buffer here.
+        var cap = size > 0 ? (int)Math.Max(1, (len + size - 1) / size) : 1;
         var o = new nint[cap];
         int n;
         fixed (nint* p = o) Check(N.rt_split(H, size, dim, p, cap, &n));
@@ -137,7 +138,7 @@ public sealed partial class Tensor
     /// <summary>At most <paramref name="chunks"/> near-equal pieces along dim.</summary>
     public unsafe Tensor[] Chunk(long chunks, long dim = 0)
     {
-        var o = new nint[chunks];
+        var o = new nint[Math.Max(1, chunks)]; // chunks ≤ 0 is libtorch's to reject
         int n;
         fixed (nint* p = o) Check(N.rt_chunk(H, chunks, dim, p, o.Length, &n));
         return WrapMany(o, n);
@@ -146,10 +147,18 @@ public sealed partial class Tensor
     /// <summary>Slices along dim, which disappears.</summary>
     public unsafe Tensor[] Unbind(long dim = 0)
     {
-        var o = new nint[Size((int)dim)];
+        var o = new nint[Math.Max(1, SizeOrZero(dim))]; // a bad dim is libtorch's to reject
         int n;
         fixed (nint* p = o) Check(N.rt_unbind(H, dim, p, o.Length, &n));
         return WrapMany(o, n);
+    }
+
+    /// <summary>Size of a dimension, or 0 when it is out of range (so that libtorch reports the error).</summary>
+    private long SizeOrZero(long dim)
+    {
+        var s = Shape;
+        var d = dim < 0 ? dim + s.Length : dim;
+        return d >= 0 && d < s.Length ? s[d] : 0;
     }
 
     internal static Tensor[] WrapMany(nint[] handles, int n)
@@ -159,10 +168,17 @@ public sealed partial class Tensor
         return r;
     }
 
+    /// <summary>Raw handles of a list argument (0 for null). A disposed tensor is refused here: its raw pointer
+    /// would reach native code as freed memory (single-tensor arguments get this check from SafeHandle marshalling).</summary>
     internal static nint[] Handles(IReadOnlyList<Tensor?> ts)
     {
         var hs = new nint[ts.Count];
-        for (var i = 0; i < hs.Length; i++) hs[i] = ts[i] is { } t ? t.H.DangerousGetHandle() : 0;
+        for (var i = 0; i < hs.Length; i++)
+        {
+            if (ts[i] is not { } t) continue;
+            ObjectDisposedException.ThrowIf(t.IsDisposed, t);
+            hs[i] = t.H.DangerousGetHandle();
+        }
         return hs;
     }
 }

@@ -111,7 +111,10 @@ public sealed partial class Tensor : IDisposable
     public long Size(int dim)
     {
         var s = Shape;
-        return s[dim < 0 ? s.Length + dim : dim];
+        var d = dim < 0 ? s.Length + dim : dim;
+        if (d < 0 || d >= s.Length)
+            throw new ArgumentOutOfRangeException(nameof(dim), dim, $"Dimension out of range (expected to be in range of [{-s.Length}, {s.Length - 1}], but got {dim})");
+        return s[d];
     }
 
     /// <summary>Number of elements.</summary>

@@ -21,7 +21,16 @@ public sealed class TensorScope : IDisposable
 
     internal static TensorScope? Current => current;
 
-    internal TensorScope? Outer => outer;
+    /// <summary>The nearest enclosing scope that is still open (an outer scope disposed before this one is skipped).</summary>
+    internal TensorScope? Outer
+    {
+        get
+        {
+            var s = outer;
+            while (s is { disposed: true }) s = s.outer;
+            return s;
+        }
+    }
 
     /// <summary>Number of tensors this scope will dispose.</summary>
     public int Count
@@ -52,6 +61,7 @@ public sealed class TensorScope : IDisposable
         foreach (var t in owned)
             if (ReferenceEquals(t.Owner, this)) t.Dispose();
         owned.Clear();
-        if (ReferenceEquals(current, this)) current = outer;
+        // Skip outer scopes already disposed out of order, so no dead scope becomes current again.
+        if (ReferenceEquals(current, this)) current = Outer;
     }
 }
