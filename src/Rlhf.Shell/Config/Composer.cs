@@ -28,7 +28,18 @@ internal sealed class Composer(NodeSources sources, List<ConfigError> errors)
         }
         catch (YamlException e)
         {
-            errors.Add(new ConfigError(display, (int)e.Start.Line, (int)e.Start.Column, "", "invalid YAML: " + YamlMessage(e)));
+            var message = YamlMessage(e);
+            // YamlDotNet points at the scalar it was reading; a tab in the indentation is more useful.
+            var (line, column) = message.Contains("tab character", StringComparison.Ordinal) && FirstIndentTab(text) is { } tab
+                ? tab : ((int)e.Start.Line, (int)e.Start.Column);
+            errors.Add(new ConfigError(display, line, column, "", "invalid YAML: " + message));
+            return null;
+        }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner gives up without a position when the text ends inside a flow collection.
+            var (line, column, what) = Unclosed(text);
+            errors.Add(new ConfigError(display, line, column, "", $"invalid YAML: {what} is never closed"));
             return null;
         }
         if (stream.Documents.Count > 1)
@@ -43,6 +54,51 @@ internal sealed class Composer(NodeSources sources, List<ConfigError> errors)
         if (root is YamlMappingNode m) return m;
         errors.Add(new ConfigError(display, (int)root.Start.Line, (int)root.Start.Column, "", $"the top level must be a mapping of sections, got {SettingsBinding.Describe(root)}"));
         return null;
+    }
+
+    /// <summary>1-based position of the first tab used for indentation, if any.</summary>
+    private static (int, int)? FirstIndentTab(string text)
+    {
+        var lines = text.Split('\n');
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var indent = lines[i].Length - lines[i].TrimStart(' ', '\t').Length;
+            var tab = lines[i].IndexOf('\t', 0, indent);
+            if (tab >= 0) return (i + 1, tab + 1);
+        }
+        return null;
+    }
+
+    /// <summary>The outermost '[' or '{' (or the quote) left open at the end of the text, for YAML the parser gave up on.</summary>
+    private static (int Line, int Column, string What) Unclosed(string text)
+    {
+        var open = new Stack<(int Line, int Column, char C)>();
+        (int Line, int Column, char C)? quote = null;
+        int line = 1, column = 0;
+        var comment = false;
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            column++;
+            if (c == '\n') { line++; column = 0; comment = false; continue; }
+            if (comment) continue;
+            if (quote is { } q)
+            {
+                if (c == q.C) quote = null;
+                continue;
+            }
+            if (c == '#' && (i == 0 || char.IsWhiteSpace(text[i - 1]))) comment = true;
+            else if (c is '"' or '\'' && open.Count > 0) quote = (line, column, c);
+            else if (c is '[' or '{') open.Push((line, column, c));
+            else if (c is ']' or '}' && open.Count > 0) open.Pop();
+        }
+        if (quote is { } unclosedQuote) return (unclosedQuote.Line, unclosedQuote.Column, $"the quote {unclosedQuote.C}");
+        if (open.Count > 0)
+        {
+            var outer = open.Last();
+            return (outer.Line, outer.Column, $"'{outer.C}'");
+        }
+        return (line, column + 1, "a flow collection");
     }
 
     /// <summary>YamlDotNet's message without its "(Line: …)" prefix; the position is reported separately.</summary>

@@ -36,24 +36,53 @@ public static class ConfigLoader
         return Finish(root, sources, composer, errors, overrides, worldSize);
     }
 
+    /// <summary>
+    /// Loads a file that is a fragment rather than a full config (the templates in configs/zero/) through the binder of
+    /// one section, e.g. <c>LoadSection(path, DeepSpeedTemplates.Bind)</c>: composition, overrides and interpolation
+    /// apply, the cross-key checks of full configs do not.
+    /// </summary>
+    public static Validation<ConfigError, T> LoadSection<T>(string path, Func<YamlNode?, BindContext, string, Validation<ConfigError, T>> bind, IEnumerable<string>? overrides = null)
+    {
+        var full = Path.GetFullPath(path);
+        var display = Path.IsPathRooted(path) ? full : Path.GetRelativePath(Environment.CurrentDirectory, full).Replace('\\', '/');
+        var sources = new NodeSources(display);
+        var errors = new List<ConfigError>();
+        var composer = new Composer(sources, errors) { AbsoluteDisplay = Path.IsPathRooted(path) };
+        if (!File.Exists(full))
+            return Validation<ConfigError, T>.Fail(Prelude.Seq1(new ConfigError(display, 1, 1, "", "config file not found")));
+        var root = composer.Compose(full, []);
+        var prepared = Prepare(root, sources, composer, errors, overrides);
+        if (prepared is not var (tree, failed)) return Validation<ConfigError, T>.Fail(Prelude.Seq(Sorted(errors)));
+        var bound = bind(tree, new BindContext(sources), "");
+        errors.AddRange(bound.FailToSeq().Where(e => !failed.Contains(e.KeyPath)));
+        return errors.Count > 0 ? Validation<ConfigError, T>.Fail(Prelude.Seq(Sorted(errors))) : bound;
+    }
+
     private static Validation<ConfigError, RlhfConfig> Fail(params ConfigError[] errors) =>
         Validation<ConfigError, RlhfConfig>.Fail(Prelude.Seq(errors));
 
-    private static Validation<ConfigError, RlhfConfig> Finish(
-        YamlMappingNode? root, NodeSources sources, Composer composer, List<ConfigError> errors, IEnumerable<string>? overrides, int? worldSize)
+    /// <summary>Overrides, deepspeed_config, interpolation; null when file-level errors make binding pointless.</summary>
+    private static (YamlMappingNode Root, System.Collections.Generic.HashSet<string> FailedPaths)? Prepare(
+        YamlMappingNode? root, NodeSources sources, Composer composer, List<ConfigError> errors, IEnumerable<string>? overrides)
     {
-        if (root is null) return Fail(Sorted(errors));
+        if (root is null) return null;
         Overrides.Apply(root, overrides?.ToList() ?? [], sources, errors);
         ApplyDeepSpeedConfig(root, sources, composer, errors);
         var interpolator = new Interpolator(root, sources, errors);
         interpolator.Run();
         // Problems with files (syntax, includes, cycles) make binding errors noise: report those alone.
         if (errors.Any(e => e.KeyPath.StartsWith("defaults", StringComparison.Ordinal) || e.KeyPath.Length == 0 || e.KeyPath == "deepspeed_config"))
-            return Fail(Sorted(errors));
+            return null;
+        return (root, interpolator.FailedPaths);
+    }
 
+    private static Validation<ConfigError, RlhfConfig> Finish(
+        YamlMappingNode? root, NodeSources sources, Composer composer, List<ConfigError> errors, IEnumerable<string>? overrides, int? worldSize)
+    {
+        if (Prepare(root, sources, composer, errors, overrides) is not var (tree, failed)) return Fail(Sorted(errors));
         var ctx = new BindContext(sources);
-        var bound = RlhfConfig.Bind(root, ctx, "");
-        var bindErrors = bound.FailToSeq().Where(e => !interpolator.FailedPaths.Contains(e.KeyPath));
+        var bound = RlhfConfig.Bind(tree, ctx, "");
+        var bindErrors = bound.FailToSeq().Where(e => !failed.Contains(e.KeyPath));
         errors.AddRange(bindErrors);
         if (errors.Count > 0 || bound.IsFail) return Fail(Sorted(errors));
         var settings = bound.SuccessToSeq().Head with { Defaults = EquatableList<string>.Empty, DeepspeedConfig = null };
