@@ -51,7 +51,7 @@ public static class ConfigLoader
         if (!File.Exists(full))
             return Validation<ConfigError, T>.Fail(Prelude.Seq1(new ConfigError(display, 1, 1, "", "config file not found")));
         var root = composer.Compose(full, []);
-        var prepared = Prepare(root, sources, composer, errors, overrides);
+        var prepared = Prepare(root, sources, composer, errors, overrides, null);
         if (prepared is not var (tree, failed)) return Validation<ConfigError, T>.Fail(Prelude.Seq(Sorted(errors)));
         var bound = bind(tree, new BindContext(sources), "");
         errors.AddRange(bound.FailToSeq().Where(e => !failed.Contains(e.KeyPath)));
@@ -63,12 +63,12 @@ public static class ConfigLoader
 
     /// <summary>Overrides, deepspeed_config, interpolation; null when file-level errors make binding pointless.</summary>
     private static (YamlMappingNode Root, System.Collections.Generic.HashSet<string> FailedPaths)? Prepare(
-        YamlMappingNode? root, NodeSources sources, Composer composer, List<ConfigError> errors, IEnumerable<string>? overrides)
+        YamlMappingNode? root, NodeSources sources, Composer composer, List<ConfigError> errors, IEnumerable<string>? overrides, IReadOnlyList<SettingsField>? schema)
     {
         if (root is null) return null;
         Overrides.Apply(root, overrides?.ToList() ?? [], sources, errors);
         ApplyDeepSpeedConfig(root, sources, composer, errors);
-        var interpolator = new Interpolator(root, sources, errors);
+        var interpolator = new Interpolator(root, sources, errors, schema);
         interpolator.Run();
         // Problems with files (syntax, includes, cycles) make binding errors noise: report those alone.
         if (errors.Any(e => e.KeyPath.StartsWith("defaults", StringComparison.Ordinal) || e.KeyPath.Length == 0 || e.KeyPath == "deepspeed_config"))
@@ -79,7 +79,7 @@ public static class ConfigLoader
     private static Validation<ConfigError, RlhfConfig> Finish(
         YamlMappingNode? root, NodeSources sources, Composer composer, List<ConfigError> errors, IEnumerable<string>? overrides, int? worldSize)
     {
-        if (Prepare(root, sources, composer, errors, overrides) is not var (tree, failed)) return Fail(Sorted(errors));
+        if (Prepare(root, sources, composer, errors, overrides, RlhfConfig.Fields) is not var (tree, failed)) return Fail(Sorted(errors));
         var ctx = new BindContext(sources);
         var bound = RlhfConfig.Bind(tree, ctx, "");
         var bindErrors = bound.FailToSeq().Where(e => !failed.Contains(e.KeyPath));

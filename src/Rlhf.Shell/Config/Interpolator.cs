@@ -9,8 +9,9 @@ namespace Rlhf.Shell.Config;
 /// Resolves <c>${a.b}</c> references (OmegaConf style) in a composed tree. A value that is exactly one reference
 /// becomes the referenced node (a whole section, as in <c>strategy_config: ${deepspeed_zero3}</c>); a reference inside
 /// a longer string is replaced by the referenced scalar's text. <c>\${</c> writes a literal <c>${</c>. Cycles are errors.
+/// A key the files leave out resolves to its schema default (<c>${training.output_dir}</c> is <c>output</c>).
 /// </summary>
-internal sealed class Interpolator(YamlMappingNode root, NodeSources sources, List<ConfigError> errors)
+internal sealed class Interpolator(YamlMappingNode root, NodeSources sources, List<ConfigError> errors, IReadOnlyList<SettingsField>? schema = null)
 {
     private readonly HashSet<YamlNode> _done = new(ReferenceEqualityComparer.Instance);
     private readonly List<string> _stack = [];
@@ -94,7 +95,7 @@ internal sealed class Interpolator(YamlMappingNode root, NodeSources sources, Li
                 return scalar;
             }
             var reference = text[(i + 2)..close].Trim();
-            var target = Lookup(reference, path, i, ErrorAt);
+            var target = Lookup(reference, i, ErrorAt, at);
             if (target is null)
             {
                 FailedPaths.Add(path);
@@ -116,7 +117,31 @@ internal sealed class Interpolator(YamlMappingNode root, NodeSources sources, Li
         return made;
     }
 
-    private YamlNode? Lookup(string reference, string path, int offset, Func<int, string, ConfigError> errorAt)
+    /// <summary>The schema default of a key path the files do not set, as a node (null when there is none).</summary>
+    private YamlNode? SchemaDefault(string[] parts)
+    {
+        var fields = schema;
+        SettingsField? field = null;
+        foreach (var part in parts)
+        {
+            if (fields is null) return null;
+            field = fields.FirstOrDefault(f => f.Key == part);
+            if (field is null) return null;
+            fields = field.Children?.Invoke();
+        }
+        if (field is null || field.Default.Length == 0 || field.Required || field.Children is not null) return null;
+        YamlNode node;
+        if (field.Type.StartsWith("string", StringComparison.Ordinal)) node = new YamlScalarNode(field.Default) { Style = ScalarStyle.DoubleQuoted };
+        else
+        {
+            var stream = new YamlStream();
+            stream.Load(new StringReader(field.Default));
+            node = stream.Documents[0].RootNode;
+        }
+        return node;
+    }
+
+    private YamlNode? Lookup(string reference, int offset, Func<int, string, ConfigError> errorAt, SourcePosition referencedAt)
     {
         if (reference.Length == 0 || reference.Split('.').Any(p => p.Length == 0))
         {
@@ -132,6 +157,11 @@ internal sealed class Interpolator(YamlMappingNode root, NodeSources sources, Li
         }
         var parts = reference.Split('.');
         var (node, parent, missing, prefix) = YamlTree.At(root, parts);
+        if (node is null && SchemaDefault(parts) is { } fallback)
+        {
+            foreach (var n in fallback.AllNodes) sources.Set(n, referencedAt);
+            return fallback;
+        }
         if (node is null)
         {
             var where = prefix.Length == 0 ? "at the top level" : $"under '{prefix}'";
