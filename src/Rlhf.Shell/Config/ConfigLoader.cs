@@ -139,7 +139,10 @@ public static class ConfigLoader
     /// <summary>The settings as YAML text that loads back to equal settings (every key, defaults included).</summary>
     public static string ToYaml(RlhfConfig config)
     {
-        var stream = new YamlStream(new YamlDocument(config.ToYaml()));
+        var node = config.ToYaml();
+        // A loaded config is already composed: its (empty) defaults list would only be noise.
+        if (YamlTree.Find(node, "defaults").Value is YamlSequenceNode { Children.Count: 0 }) YamlTree.Remove(node, "defaults");
+        var stream = new YamlStream(new YamlDocument(node));
         using var writer = new StringWriter { NewLine = "\n" };
         stream.Save(writer, assignAnchors: false);
         var text = writer.ToString();
