@@ -1,0 +1,399 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+
+namespace Rlhf.Generators
+{
+    /// <summary>
+    /// Reads one schema file (the documented JSON Schema subset) into records, enums and diagnostics.
+    /// Pure: text in, equatable model out; nothing here throws on bad input.
+    /// </summary>
+    public sealed class SchemaParser
+    {
+        /// <summary>Keywords of the supported subset.</summary>
+        public static readonly IReadOnlyCollection<string> Keywords = new HashSet<string>
+        {
+            "$schema", "$id", "$comment", "title", "description", "type", "properties", "required", "default",
+            "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "$ref", "items",
+            "additionalProperties", "anyOf", "definitions", "$defs", "examples", "const", "format", "pattern",
+        };
+
+        private static readonly HashSet<string> ReservedMembers = new HashSet<string>
+        {
+            "Keys", "Fields", "Bind", "ToYaml", "EqualityContract", "Equals", "GetHashCode", "ToString", "Deconstruct", "PrintMembers",
+        };
+
+        private readonly string _file;
+        private readonly string _path;
+        private readonly List<RecordModel> _records = new List<RecordModel>();
+        private readonly List<EnumModel> _enums = new List<EnumModel>();
+        private readonly List<DiagnosticInfo> _diagnostics = new List<DiagnosticInfo>();
+
+        private SchemaParser(string path)
+        {
+            _path = path;
+            _file = FileNameOf(path);
+        }
+
+        /// <summary>The file name part of a path, for either separator.</summary>
+        public static string FileNameOf(string path)
+        {
+            var i = Math.Max(path.LastIndexOf('/'), path.LastIndexOf('\\'));
+            return i < 0 ? path : path.Substring(i + 1);
+        }
+
+        /// <summary>The stem of a schema file name: <c>online_dpo.schema.json</c> → <c>online_dpo</c>.</summary>
+        public static string StemOf(string fileName)
+        {
+            const string suffix = ".schema.json";
+            return fileName.EndsWith(suffix, StringComparison.OrdinalIgnoreCase) ? fileName.Substring(0, fileName.Length - suffix.Length) : fileName;
+        }
+
+        /// <summary>Parses one schema file.</summary>
+        public static SchemaFileModel Parse(string path, string? text)
+        {
+            var p = new SchemaParser(path);
+            p.Run(text ?? "");
+            return new SchemaFileModel(p._file, path, p._records.ToEquatableArray(), p._enums.ToEquatableArray(), p._diagnostics.ToEquatableArray());
+        }
+
+        /// <summary>snake_case, kebab-case or dotted → PascalCase; keeps inner capitals (WarmupLR stays).</summary>
+        public static string Pascal(string name)
+        {
+            var parts = name.Split(new[] { '_', '-', '.', ' ', '/' }, StringSplitOptions.RemoveEmptyEntries);
+            var s = string.Concat(parts.Select(x => char.ToUpperInvariant(x[0]) + x.Substring(1)));
+            if (s.Length == 0 || char.IsDigit(s[0])) s = "_" + s;
+            return s;
+        }
+
+        private void Report(DiagnosticDescriptor d, TextPos pos, string message)
+            => _diagnostics.Add(SchemaDiagnostics.Info(d, _path, pos, $"{_file}: {message}"));
+
+        private void Run(string text)
+        {
+            JsonValue root;
+            try
+            {
+                root = JsonParser.Parse(text);
+            }
+            catch (JsonParseException e)
+            {
+                Report(SchemaDiagnostics.InvalidJson, e.Pos, $"invalid JSON at {e.Pos.Line + 1}:{e.Pos.Column + 1}: {e.Message}");
+                return;
+            }
+            if (root.Kind != JsonKind.Object)
+            {
+                Report(SchemaDiagnostics.BadType, root.Pos, "the schema root must be a JSON object");
+                return;
+            }
+            CheckKeywords(root, "(root)");
+            foreach (var defsKey in new[] { "definitions", "$defs" })
+            {
+                var defs = root.Member(defsKey);
+                if (defs == null) continue;
+                if (defs.Value.Kind != JsonKind.Object)
+                {
+                    Report(SchemaDiagnostics.BadType, defs.Value.Pos, $"'{defsKey}' must be an object");
+                    continue;
+                }
+                foreach (var d in defs.Value.Members)
+                {
+                    var where = $"{defsKey}.{d.Name}";
+                    var key = $"{_file}#/{defsKey}/{d.Name}";
+                    if (d.Value.Kind != JsonKind.Object) { Report(SchemaDiagnostics.BadType, d.Value.Pos, $"'{where}' must be a schema object"); continue; }
+                    CheckKeywords(d.Value, where);
+                    var name = TitleOr(d.Value, Pascal(d.Name), where);
+                    var type = StringMember(d.Value, "type");
+                    if (type == "object") DeclareRecord(d.Value, key, name, where);
+                    else if (type == "string" && d.Value.Member("enum") != null) DeclareEnum(d.Value, key, name, where);
+                    else Report(SchemaDiagnostics.BadType, d.Value.Pos, $"'{where}': a definition must be an object or a string enum");
+                }
+            }
+            if (root.Member("type") != null || root.Member("properties") != null)
+            {
+                var name = TitleOr(root, Pascal(StemOf(_file)) + "Settings", "(root)");
+                DeclareRecord(root, _file + "#", name, "(root)");
+            }
+        }
+
+        private void CheckKeywords(JsonValue schema, string where)
+        {
+            foreach (var m in schema.Members)
+            {
+                if (!Keywords.Contains(m.Name))
+                    Report(SchemaDiagnostics.UnsupportedKeyword, m.NamePos,
+                        $"'{where}': keyword '{m.Name}' is outside the supported subset (type, properties, required, default, minimum/maximum/exclusiveMinimum/exclusiveMaximum, enum, description, $ref, items, additionalProperties: false, anyOf with \"auto\" or a range expression)");
+            }
+            foreach (var onlyInAnyOf in new[] { "const", "format", "pattern" })
+            {
+                var m = schema.Member(onlyInAnyOf);
+                if (m != null)
+                    Report(SchemaDiagnostics.UnsupportedKeyword, m.NamePos, $"'{where}': '{onlyInAnyOf}' is only supported inside the two anyOf forms");
+            }
+        }
+
+        private static string? StringMember(JsonValue schema, string name)
+        {
+            var m = schema.Member(name);
+            return m != null && m.Value.Kind == JsonKind.String ? m.Value.Text : null;
+        }
+
+        private string TitleOr(JsonValue schema, string fallback, string where)
+        {
+            var title = schema.Member("title");
+            if (title == null) return fallback;
+            if (title.Value.Kind != JsonKind.String || !SyntaxFacts.IsValidIdentifier(title.Value.Text))
+            {
+                Report(SchemaDiagnostics.BadName, title.Value.Pos, $"'{where}': title {title.Value.ToJson()} is not a valid C# type name");
+                return fallback;
+            }
+            return title.Value.Text;
+        }
+
+        private static string? Description(JsonValue schema) => StringMember(schema, "description");
+
+        private void DeclareEnum(JsonValue schema, string key, string name, string where)
+        {
+            var e = schema.Member("enum")!;
+            var values = new List<string>();
+            var members = new List<string>();
+            if (e.Value.Kind != JsonKind.Array || e.Value.Items.Count == 0)
+            {
+                Report(SchemaDiagnostics.BadType, e.Value.Pos, $"'{where}': 'enum' must be a non-empty array");
+            }
+            else
+            {
+                foreach (var v in e.Value.Items)
+                {
+                    if (v.Kind != JsonKind.String) { Report(SchemaDiagnostics.BadType, v.Pos, $"'{where}': a string enum may only list strings, found {v.ToJson()}"); continue; }
+                    var member = Identifier(Pascal(v.Text));
+                    if (values.Contains(v.Text) || members.Contains(member))
+                    {
+                        Report(SchemaDiagnostics.BadName, v.Pos, $"'{where}': enum value \"{v.Text}\" repeats or collides with another as C# member '{member}'");
+                        continue;
+                    }
+                    values.Add(v.Text);
+                    members.Add(member);
+                }
+            }
+            _enums.Add(new EnumModel(key, name, Description(schema), values.ToEquatableArray(), members.ToEquatableArray(), schema.Pos));
+        }
+
+        private static string Identifier(string s) =>
+            SyntaxFacts.GetKeywordKind(s) != SyntaxKind.None ? "@" + s : s;
+
+        private void DeclareRecord(JsonValue schema, string key, string name, string where)
+        {
+            var type = schema.Member("type");
+            if (type == null || type.Value.Kind != JsonKind.String || type.Value.Text != "object")
+                Report(SchemaDiagnostics.BadType, type?.Value.Pos ?? schema.Pos, $"'{where}': an object schema needs \"type\": \"object\"");
+            var additional = schema.Member("additionalProperties");
+            if (additional == null || additional.Value.Kind != JsonKind.Bool || additional.Value.Bool)
+                Report(SchemaDiagnostics.OpenObject, additional?.Value.Pos ?? schema.Pos,
+                    $"'{where}': set \"additionalProperties\": false (unknown keys are always errors, and editors must agree)");
+
+            var props = new List<PropertyModel>();
+            var requiredNames = new List<string>();
+            var required = schema.Member("required");
+            if (required != null)
+            {
+                if (required.Value.Kind != JsonKind.Array)
+                    Report(SchemaDiagnostics.BadRequired, required.Value.Pos, $"'{where}': 'required' must be an array of property names");
+                else
+                    foreach (var r in required.Value.Items)
+                    {
+                        if (r.Kind != JsonKind.String) { Report(SchemaDiagnostics.BadRequired, r.Pos, $"'{where}': 'required' lists {r.ToJson()}, not a name"); continue; }
+                        requiredNames.Add(r.Text);
+                    }
+            }
+            var properties = schema.Member("properties");
+            var baseName = name.EndsWith("Settings", StringComparison.Ordinal) && name.Length > 8 ? name.Substring(0, name.Length - 8) : name;
+            var csNames = new HashSet<string>();
+            if (properties != null && properties.Value.Kind != JsonKind.Object)
+                Report(SchemaDiagnostics.BadType, properties.Value.Pos, $"'{where}': 'properties' must be an object");
+            else if (properties != null)
+            {
+                foreach (var p in properties.Value.Members)
+                {
+                    var propWhere = where == "(root)" ? p.Name : $"{where}.{p.Name}";
+                    if (p.Value.Kind != JsonKind.Object) { Report(SchemaDiagnostics.BadType, p.Value.Pos, $"'{propWhere}': a property schema must be an object"); continue; }
+                    CheckKeywords(p.Value, propWhere);
+                    var csName = Identifier(Pascal(p.Name));
+                    if (csName == name || ReservedMembers.Contains(csName) || !csNames.Add(csName))
+                    {
+                        Report(SchemaDiagnostics.BadName, p.NamePos, $"'{propWhere}': key '{p.Name}' maps to C# member '{csName}', which collides with another member");
+                        continue;
+                    }
+                    var vt = ParseType(p.Value, $"{key}/properties/{p.Name}", baseName + Pascal(p.Name), propWhere);
+                    if (vt == null) continue;
+                    var def = p.Value.Member("default")?.Value;
+                    var isRequired = requiredNames.Contains(p.Name);
+                    if (isRequired && def != null)
+                        Report(SchemaDiagnostics.BadDefault, def.Pos, $"'{propWhere}': a required key cannot have a default");
+                    props.Add(new PropertyModel(p.Name, csName, vt, isRequired, def, Description(p.Value), p.NamePos));
+                }
+            }
+            foreach (var r in requiredNames)
+                if (!props.Any(p => p.YamlName == r) && (properties == null || properties.Value.Member(r) == null))
+                    Report(SchemaDiagnostics.BadRequired, required!.Value.Pos, $"'{where}': required key '{r}' is not among the properties");
+            _records.Add(new RecordModel(key, name, Description(schema), props.ToEquatableArray(), schema.Pos));
+        }
+
+        private string ResolveRef(string reference) =>
+            reference.StartsWith("#", StringComparison.Ordinal) ? _file + reference
+            : reference.IndexOf('#') >= 0 ? FileNameOf(reference.Substring(0, reference.IndexOf('#'))) + reference.Substring(reference.IndexOf('#'))
+            : FileNameOf(reference) + "#";
+
+        private ValueType? ParseType(JsonValue schema, string key, string inlineName, string where)
+        {
+            var none = EquatableArray<long>.Empty;
+            var refMember = schema.Member("$ref");
+            if (refMember != null)
+            {
+                if (refMember.Value.Kind != JsonKind.String) { Report(SchemaDiagnostics.UnresolvedRef, refMember.Value.Pos, $"'{where}': $ref must be a string"); return null; }
+                foreach (var m in schema.Members)
+                    if (m.Name != "$ref" && m.Name != "description" && m.Name != "default" && m.Name != "title" && m.Name != "$comment")
+                        Report(SchemaDiagnostics.UnsupportedKeyword, m.NamePos, $"'{where}': '{m.Name}' beside $ref is not supported (only description and default)");
+                return new ValueType(ValueKind.Ref, ResolveRef(refMember.Value.Text), null, null, null, null, null, none, false, false);
+            }
+            var anyOf = schema.Member("anyOf");
+            if (anyOf != null) return ParseAnyOf(schema, anyOf, key, inlineName, where);
+
+            var typeMember = schema.Member("type");
+            if (typeMember == null) { Report(SchemaDiagnostics.BadType, schema.Pos, $"'{where}': missing \"type\""); return null; }
+            if (typeMember.Value.Kind != JsonKind.String)
+            {
+                Report(SchemaDiagnostics.BadType, typeMember.Value.Pos, $"'{where}': \"type\" must be one string (object, string, integer, number, boolean, array); use anyOf for \"auto\"");
+                return null;
+            }
+            var type = typeMember.Value.Text;
+            var hasRange = schema.Member("minimum") != null || schema.Member("maximum") != null || schema.Member("exclusiveMinimum") != null || schema.Member("exclusiveMaximum") != null;
+            if (hasRange && type != "integer" && type != "number")
+                Report(SchemaDiagnostics.BadConstraint, schema.Pos, $"'{where}': minimum/maximum only apply to integer and number, not {type}");
+            var enumMember = schema.Member("enum");
+            if (enumMember != null && type != "string" && type != "integer")
+                Report(SchemaDiagnostics.BadConstraint, enumMember.Value.Pos, $"'{where}': enum is supported on string and integer only");
+            if (schema.Member("items") != null && type != "array")
+                Report(SchemaDiagnostics.BadConstraint, schema.Member("items")!.Value.Pos, $"'{where}': 'items' only applies to arrays");
+            if (schema.Member("properties") != null && type != "object")
+                Report(SchemaDiagnostics.BadConstraint, schema.Member("properties")!.Value.Pos, $"'{where}': 'properties' only applies to objects");
+            switch (type)
+            {
+                case "string":
+                    if (enumMember != null)
+                    {
+                        DeclareEnum(schema, key, TitleOr(schema, inlineName, where), where);
+                        return new ValueType(ValueKind.Ref, key, null, null, null, null, null, none, false, false);
+                    }
+                    return new ValueType(ValueKind.String, null, null, null, null, null, null, none, false, false);
+                case "boolean":
+                    return new ValueType(ValueKind.Boolean, null, null, null, null, null, null, none, false, false);
+                case "integer":
+                case "number":
+                {
+                    var ints = new List<long>();
+                    if (enumMember != null && type == "integer")
+                    {
+                        if (enumMember.Value.Kind != JsonKind.Array || enumMember.Value.Items.Count == 0)
+                            Report(SchemaDiagnostics.BadConstraint, enumMember.Value.Pos, $"'{where}': 'enum' must be a non-empty array");
+                        else
+                            foreach (var v in enumMember.Value.Items)
+                                if (v.IsInteger) ints.Add((long)v.Number);
+                                else Report(SchemaDiagnostics.BadConstraint, v.Pos, $"'{where}': an integer enum may only list integers, found {v.ToJson()}");
+                    }
+                    var min = Bound(schema, "minimum", where);
+                    var max = Bound(schema, "maximum", where);
+                    var exMin = Bound(schema, "exclusiveMinimum", where);
+                    var exMax = Bound(schema, "exclusiveMaximum", where);
+                    if ((min ?? exMin) is double lo && (max ?? exMax) is double hi && lo > hi)
+                        Report(SchemaDiagnostics.BadConstraint, schema.Pos, $"'{where}': the lower bound {lo} is above the upper bound {hi}");
+                    return new ValueType(type == "integer" ? ValueKind.Integer : ValueKind.Number, null, null, min, max, exMin, exMax, ints.ToEquatableArray(), false, false);
+                }
+                case "array":
+                {
+                    var items = schema.Member("items");
+                    if (items == null || items.Value.Kind != JsonKind.Object)
+                    {
+                        Report(SchemaDiagnostics.BadType, items?.Value.Pos ?? schema.Pos, $"'{where}': an array needs an 'items' schema object");
+                        return null;
+                    }
+                    CheckKeywords(items.Value, where + "[]");
+                    var item = ParseType(items.Value, key + "/items", inlineName + "Item", where + "[]");
+                    if (item == null) return null;
+                    if (item.Kind == ValueKind.List) { Report(SchemaDiagnostics.BadType, items.Value.Pos, $"'{where}': lists of lists are not supported"); return null; }
+                    return new ValueType(ValueKind.List, null, item, null, null, null, null, none, false, false);
+                }
+                case "object":
+                    DeclareRecord(schema, key, TitleOr(schema, inlineName, where), where);
+                    return new ValueType(ValueKind.Ref, key, null, null, null, null, null, none, false, false);
+                default:
+                    Report(SchemaDiagnostics.BadType, typeMember.Value.Pos, $"'{where}': unknown type \"{type}\" (expected object, string, integer, number, boolean or array)");
+                    return null;
+            }
+        }
+
+        private double? Bound(JsonValue schema, string name, string where)
+        {
+            var m = schema.Member(name);
+            if (m == null) return null;
+            if (m.Value.Kind != JsonKind.Number)
+            {
+                Report(SchemaDiagnostics.BadConstraint, m.Value.Pos, $"'{where}': '{name}' must be a number, found {m.Value.ToJson()}");
+                return null;
+            }
+            return m.Value.Number;
+        }
+
+        private ValueType? ParseAnyOf(JsonValue schema, JsonMember anyOf, string key, string inlineName, string where)
+        {
+            foreach (var m in schema.Members)
+                if (m.Name != "anyOf" && m.Name != "description" && m.Name != "default" && m.Name != "title" && m.Name != "$comment" && m.Name != "examples")
+                    Report(SchemaDiagnostics.UnsupportedKeyword, m.NamePos, $"'{where}': '{m.Name}' beside anyOf is not supported (put it inside a branch)");
+            const string forms = "anyOf supports two forms: [<integer|number|boolean schema>, {\"const\": \"auto\"}] and [<array of integer>, {\"type\": \"string\", \"format\": \"range-expression\"}]";
+            if (anyOf.Value.Kind != JsonKind.Array || anyOf.Value.Items.Count != 2 || anyOf.Value.Items.Any(i => i.Kind != JsonKind.Object))
+            {
+                Report(SchemaDiagnostics.BadAnyOf, anyOf.Value.Pos, $"'{where}': {forms}");
+                return null;
+            }
+            var main = anyOf.Value.Items[0];
+            var alt = anyOf.Value.Items[1];
+            var constMember = alt.Member("const");
+            if (constMember != null && constMember.Value.Kind == JsonKind.String && constMember.Value.Text == "auto" && alt.Members.Count == 1)
+            {
+                CheckBranch(main, where);
+                var t = ParseType(main, key, inlineName, where);
+                if (t == null) return null;
+                if (t.Kind != ValueKind.Integer && t.Kind != ValueKind.Number && t.Kind != ValueKind.Boolean)
+                {
+                    Report(SchemaDiagnostics.BadAnyOf, main.Pos, $"'{where}': \"auto\" may only be combined with integer, number or boolean");
+                    return null;
+                }
+                return t with { AllowAuto = true };
+            }
+            if (StringMember(alt, "type") == "string" && StringMember(alt, "format") == "range-expression"
+                && alt.Members.All(m => m.Name == "type" || m.Name == "format" || m.Name == "pattern" || m.Name == "description"))
+            {
+                CheckBranch(main, where);
+                var t = ParseType(main, key, inlineName, where);
+                if (t == null) return null;
+                if (t.Kind != ValueKind.List || t.Item!.Kind != ValueKind.Integer)
+                {
+                    Report(SchemaDiagnostics.BadAnyOf, main.Pos, $"'{where}': a range expression may only stand for an array of integers");
+                    return null;
+                }
+                return t with { AllowRange = true };
+            }
+            Report(SchemaDiagnostics.BadAnyOf, anyOf.Value.Pos, $"'{where}': {forms}");
+            return null;
+        }
+
+        private void CheckBranch(JsonValue branch, string where)
+        {
+            foreach (var m in branch.Members)
+                if (!Keywords.Contains(m.Name) || m.Name == "const" || m.Name == "format" || m.Name == "pattern" || m.Name == "default")
+                    Report(SchemaDiagnostics.UnsupportedKeyword, m.NamePos, $"'{where}': '{m.Name}' is not supported inside this anyOf branch");
+        }
+    }
+}

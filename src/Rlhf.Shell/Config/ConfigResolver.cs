@@ -1,0 +1,195 @@
+using LanguageExt;
+using Rlhf.Settings;
+
+namespace Rlhf.Shell.Config;
+
+/// <summary>
+/// Checks that span several keys and fills what one key leaves to another (pure: settings in, settings or errors out):
+/// the DeepSpeed batch rule <c>train_batch_size = micro × gas × world_size</c>, algorithm defaults for the learning rate,
+/// temperature and samples per prompt, and consistency rules the schema cannot express.
+/// </summary>
+public static class ConfigResolver
+{
+    /// <summary>The algorithm's default learning rate, sampling temperature (online only) and samples per prompt (online only).</summary>
+    public static (double LearningRate, double? Temperature, long? SamplesPerPrompt) AlgorithmDefaults(RlhfConfig c) => c.Training.Algorithm switch
+    {
+        Algorithm.Sft => (c.Sft.LearningRate, null, null),
+        Algorithm.RewardModel => (c.RewardModel.LearningRate, null, null),
+        Algorithm.Dpo => (c.Dpo.LearningRate, null, null),
+        Algorithm.OnlineDpo => (c.OnlineDpo.LearningRate, c.OnlineDpo.Temperature, c.OnlineDpo.NumSamples),
+        Algorithm.Ppo => (c.Ppo.LearningRate, c.Ppo.Temperature, 1),
+        Algorithm.Rloo => (c.Rloo.LearningRate, c.Rloo.Temperature, c.Rloo.RlooK),
+        Algorithm.Bok => (c.Bok.LearningRate, c.Bok.Temperature, c.Bok.K),
+        Algorithm.Grpo => (c.Grpo.LearningRate, c.Grpo.Temperature, c.Grpo.NumGenerations),
+        Algorithm.ReinforcePp => (c.ReinforcePp.LearningRate, c.ReinforcePp.Temperature, c.ReinforcePp.NSamplesPerPrompt),
+        _ => throw new ArgumentOutOfRangeException(nameof(c), c.Training.Algorithm, "unknown algorithm"),
+    };
+
+    /// <summary>Whether an algorithm generates its own rollouts (and so needs a length in episodes or steps).</summary>
+    public static bool IsOnline(Algorithm a) => a is not (Algorithm.Sft or Algorithm.RewardModel or Algorithm.Dpo);
+
+    /// <summary>
+    /// The world size the batch rule uses: <paramref name="worldSize"/> (the launcher's), else distributed.world_size,
+    /// else the size of actor_train's device_mapping, else 1.
+    /// </summary>
+    public static long WorldSize(RlhfConfig c, int? worldSize) =>
+        worldSize ?? c.Distributed.WorldSize ?? c.ActorTrain?.DeviceMapping?.Count ?? 1;
+
+    /// <summary>Runs every cross-key check and fills derived values; positions come from the binding context.</summary>
+    public static Validation<ConfigError, RlhfConfig> Resolve(RlhfConfig c, BindContext ctx, int? worldSize = null)
+    {
+        var errors = new List<ConfigError>();
+        ConfigError At(string path, string message) => ctx.ErrorAt(path, message);
+
+        if (worldSize is int ws0 && c.Distributed.WorldSize is long dws && dws != ws0)
+            errors.Add(At("distributed.world_size", $"distributed.world_size is {dws} but the launcher runs {ws0} ranks"));
+        var ws = WorldSize(c, worldSize);
+
+        if ((c.Data.Task is null) == (c.Data.Path is null))
+            errors.Add(At(c.Data.Path is null ? "data" : "data.path", c.Data.Path is null
+                ? "set one of data.task (a built-in synthetic task) or data.path (a JSONL file)"
+                : "set only one of data.task and data.path"));
+        if (c.Generation.KvCacheMemoryMb is not null && c.Generation.NumBlocks is not null)
+            errors.Add(At("generation.num_blocks", "set only one of generation.kv_cache_memory_mb and generation.num_blocks"));
+        if (c.Training.Async && c.Training.MaxStaleness < 1)
+            errors.Add(At("training.max_staleness", $"asynchronous training needs max_staleness ≥ 1 (the generator runs at least one step ahead), got {c.Training.MaxStaleness}"));
+
+        var alg = AlgorithmDefaults(c);
+        var algKey = AlgorithmYaml.ToYaml(c.Training.Algorithm);
+        if (IsOnline(c.Training.Algorithm) && c.Training.TotalEpisodes is null && c.Training.MaxSteps is null)
+            errors.Add(At("training", $"{algKey} is online: set training.total_episodes or training.max_steps"));
+        if (alg.SamplesPerPrompt is long k && c.Generation.N is long n && n != k && c.Training.Algorithm != Algorithm.Ppo)
+            errors.Add(At("generation.n", $"generation.n is {n} but {algKey} samples {k} per prompt; remove generation.n or make them agree"));
+
+        // Gradient clipping: training.max_grad_norm and engine.gradient_clipping name the same thing.
+        var engine = c.Engine;
+        var training = c.Training;
+        if (training.MaxGradNorm is double mgn)
+        {
+            if (engine.GradientClipping != 0 && engine.GradientClipping != mgn)
+                errors.Add(At("training.max_grad_norm", $"training.max_grad_norm ({mgn}) disagrees with engine.gradient_clipping ({engine.GradientClipping})"));
+            engine = engine with { GradientClipping = mgn };
+        }
+        training = training with
+        {
+            MaxGradNorm = engine.GradientClipping,
+            LearningRate = training.LearningRate ?? alg.LearningRate,
+        };
+
+        engine = CheckEngine(engine, "engine", errors, ctx);
+        var batch = BatchSizes(engine, "engine", training.PerDeviceTrainBatchSize, "training.per_device_train_batch_size",
+            training.GradientAccumulationSteps, "training.gradient_accumulation_steps", ws, errors, ctx);
+        if (batch is var (tbs, mb, gas))
+        {
+            engine = engine with { TrainBatchSize = tbs, TrainMicroBatchSizePerGpu = mb, GradientAccumulationSteps = gas };
+            training = training with { PerDeviceTrainBatchSize = mb, GradientAccumulationSteps = gas };
+        }
+
+        var generation = c.Generation with
+        {
+            Temperature = c.Generation.Temperature ?? alg.Temperature,
+            N = c.Generation.N ?? alg.SamplesPerPrompt,
+        };
+
+        var resolved = c with
+        {
+            Training = training,
+            Engine = engine,
+            Generation = generation,
+            ActorTrain = ResolveRole(c.ActorTrain, "actor_train", ws, errors, ctx),
+            ActorInfer = ResolveRole(c.ActorInfer, "actor_infer", ws, errors, ctx),
+            Reference = ResolveRole(c.Reference, "reference", ws, errors, ctx),
+            Reward = ResolveRole(c.Reward, "reward", ws, errors, ctx),
+            Critic = ResolveRole(c.Critic, "critic", ws, errors, ctx),
+        };
+        return errors.Count > 0
+            ? Validation<ConfigError, RlhfConfig>.Fail(Prelude.Seq(errors))
+            : Validation<ConfigError, RlhfConfig>.Success(resolved);
+    }
+
+    private static DeepSpeedSettings CheckEngine(DeepSpeedSettings e, string path, List<ConfigError> errors, BindContext ctx)
+    {
+        if (e.Bf16.Enabled && e.Fp16.Enabled)
+            errors.Add(ctx.ErrorAt(path + ".fp16.enabled", "bf16 and fp16 cannot both be enabled"));
+        var z = e.ZeroOptimization;
+        if (z.OffloadParam.Device != OffloadDevice.None && z.Stage != 3)
+            errors.Add(ctx.ErrorAt(path + ".zero_optimization.offload_param.device", $"offload_param needs ZeRO stage 3, got stage {z.Stage}"));
+        if (z.OffloadOptimizer.Device != OffloadDevice.None && z.Stage == 0)
+            errors.Add(ctx.ErrorAt(path + ".zero_optimization.offload_optimizer.device", "offload_optimizer needs ZeRO stage 1, 2 or 3, got stage 0"));
+        return e with { ZeroOptimization = z with { OverlapComm = z.OverlapComm ?? z.Stage == 3 } };
+    }
+
+    private static RoleSettings? ResolveRole(RoleSettings? role, string path, long globalWs, List<ConfigError> errors, BindContext ctx)
+    {
+        if (role is null) return null;
+        if (role.DeviceMapping is { } devices)
+        {
+            var seen = new System.Collections.Generic.HashSet<long>();
+            for (var i = 0; i < devices.Count; i++)
+                if (!seen.Add(devices[i]))
+                    errors.Add(ctx.ErrorAt($"{path}.device_mapping", $"device {devices[i]} appears more than once in device_mapping"));
+        }
+        if (role.StrategyArgs.StrategyConfig is not { } ds) return role;
+        var ws = role.DeviceMapping?.Count ?? globalWs;
+        ds = CheckEngine(ds, $"{path}.strategy_args.strategy_config", errors, ctx);
+        var ta = role.TrainingArgs;
+        var batch = BatchSizes(ds, $"{path}.strategy_args.strategy_config", ta.PerDeviceTrainBatchSize, $"{path}.training_args.per_device_train_batch_size",
+            ta.GradientAccumulationSteps, $"{path}.training_args.gradient_accumulation_steps", ws, errors, ctx);
+        if (batch is var (tbs, mb, gas))
+        {
+            ds = ds with { TrainBatchSize = tbs, TrainMicroBatchSizePerGpu = mb, GradientAccumulationSteps = gas };
+            ta = ta with { PerDeviceTrainBatchSize = mb, GradientAccumulationSteps = gas };
+        }
+        return role with { TrainingArgs = ta, StrategyArgs = role.StrategyArgs with { StrategyConfig = ds } };
+    }
+
+    /// <summary>
+    /// DeepSpeed's batch rule. Micro-batch and accumulation come from the engine keys, or else from the training keys
+    /// (they must agree when both are set); one missing value of the three is derived; all three must satisfy
+    /// <c>train_batch_size = micro × gas × world_size</c>, and the error names all four numbers.
+    /// </summary>
+    public static (long TrainBatchSize, long Micro, long Gas)? BatchSizes(
+        DeepSpeedSettings e, string path, long? trainingMicro, string trainingMicroPath, long? trainingGas, string trainingGasPath,
+        long worldSize, List<ConfigError> errors, BindContext ctx)
+    {
+        var before = errors.Count;
+        if (e.TrainMicroBatchSizePerGpu is long em && trainingMicro is long tm && em != tm)
+            errors.Add(ctx.ErrorAt(path + ".train_micro_batch_size_per_gpu", $"train_micro_batch_size_per_gpu ({em}) disagrees with {trainingMicroPath} ({tm})"));
+        if (e.GradientAccumulationSteps is long eg && trainingGas is long tg && eg != tg)
+            errors.Add(ctx.ErrorAt(path + ".gradient_accumulation_steps", $"gradient_accumulation_steps ({eg}) disagrees with {trainingGasPath} ({tg})"));
+        if (errors.Count > before) return null;
+
+        var tbs = e.TrainBatchSize;
+        var mb = e.TrainMicroBatchSizePerGpu ?? trainingMicro;
+        var gas = e.GradientAccumulationSteps ?? trainingGas;
+        var at = path + (tbs is null ? "" : ".train_batch_size");
+        (long, long, long)? Fail(string message)
+        {
+            errors.Add(ctx.ErrorAt(at, message));
+            return null;
+        }
+        switch (tbs, mb, gas)
+        {
+            case (long t, long m, long g):
+                return t == m * g * worldSize ? (t, m, g)
+                    : Fail($"inconsistent batch sizes: train_batch_size {t} ≠ train_micro_batch_size_per_gpu {m} × gradient_accumulation_steps {g} × world_size {worldSize} (= {m * g * worldSize})");
+            case (long t, long m, null):
+                return t % (m * worldSize) == 0 && t / (m * worldSize) >= 1 ? (t, m, t / (m * worldSize))
+                    : Fail($"cannot derive gradient_accumulation_steps: train_batch_size {t} is not a multiple of train_micro_batch_size_per_gpu {m} × world_size {worldSize} (= {m * worldSize})");
+            case (long t, null, long g):
+                return t % (g * worldSize) == 0 && t / (g * worldSize) >= 1 ? (t, t / (g * worldSize), g)
+                    : Fail($"cannot derive train_micro_batch_size_per_gpu: train_batch_size {t} is not a multiple of gradient_accumulation_steps {g} × world_size {worldSize} (= {g * worldSize})");
+            case (long t, null, null):
+                return t % worldSize == 0 && t / worldSize >= 1 ? (t, t / worldSize, 1)
+                    : Fail($"cannot derive train_micro_batch_size_per_gpu: train_batch_size {t} is not a multiple of world_size {worldSize} (gradient_accumulation_steps 1)");
+            case (null, long m, long g):
+                return (m * g * worldSize, m, g);
+            case (null, long m, null):
+                return (m * worldSize, m, 1);
+            case (null, null, long g):
+                return (g * worldSize, 1, g);
+            default:
+                return (worldSize, 1, 1);
+        }
+    }
+}
