@@ -36,6 +36,9 @@ internal static class Guard
         if (!cond) throw new ArgumentException(message);
     }
 
+    /// <summary>An int64 scalar tensor: scalar arithmetic with a double would promote int64 tensors to float.</summary>
+    public static Tensor Long(long v, Device device) => Torch.Full([], v, ScalarType.Int64, device);
+
     /// <summary>A mask as bool (non-zero = active).</summary>
     public static Tensor BoolMask(Tensor mask) => mask.Dtype == ScalarType.Bool ? mask : mask.Ne(0);
 }

@@ -24,7 +24,7 @@ public static class Masking
         using var scope = Torch.NewScope();
         var b = Guard.BoolMask(bools);
         var t = b.Size(1);
-        var idx = b.LogicalNot().Long() * t + Torch.Arange(t, ScalarType.Int64, b.Device);
+        var idx = b.LogicalNot().Long() * Guard.Long(t, b.Device) + Torch.Arange(t, ScalarType.Int64, b.Device);
         return idx.Min(1).Values.MoveToOuter();
     }
 
@@ -49,7 +49,7 @@ public static class Masking
     {
         Guard.Rank(responses, 2, nameof(responses));
         using var scope = Torch.NewScope();
-        return (FirstTrueIndices(responses.Eq(padTokenId)) - 1).MoveToOuter();
+        return (FirstTrueIndices(responses.Eq(padTokenId)) - Guard.Long(1, responses.Device)).MoveToOuter();
     }
 
     /// <summary>
@@ -61,7 +61,7 @@ public static class Masking
         Guard.Rank(sequenceLengths, 1, nameof(sequenceLengths));
         using var scope = Torch.NewScope();
         var idxs = Torch.Arange(t, ScalarType.Int64, sequenceLengths.Device).Unsqueeze(0);
-        return idxs.Gt((sequenceLengths + offset).Unsqueeze(1)).MoveToOuter();
+        return idxs.Gt((sequenceLengths.Long() + Guard.Long(offset, sequenceLengths.Device)).Unsqueeze(1)).MoveToOuter();
     }
 
     /// <summary>The complement of <see cref="PaddingMask"/>: true at response tokens. seqLen [B] → bool [B, T].</summary>
@@ -79,8 +79,9 @@ public static class Masking
     {
         Guard.Rank(sequenceLengths, 1, nameof(sequenceLengths));
         using var scope = Torch.NewScope();
-        var p1 = sequenceLengths + 1;
-        return Torch.Where(p1.Lt(t), p1, sequenceLengths).MoveToOuter();
+        var len = sequenceLengths.Long();
+        var p1 = len + Guard.Long(1, len.Device);
+        return Torch.Where(p1.Lt(t), p1, len).MoveToOuter();
     }
 
     /// <summary>Whether each (truncated) response contains the stop token. responses int64 [B, T] → bool [B].</summary>
