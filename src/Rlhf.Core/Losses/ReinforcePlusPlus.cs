@@ -30,7 +30,7 @@ public static class ReinforcePlusPlus
         var s = groupIds is null ? scores : scores - Groups.Mean(scores, groupIds);
         // Last active token: T − 1 − first_true(flip(mask)).
         var t = kl.Size(1);
-        var last = Guard.Long(t - 1, m.Device) - Masking.FirstTrueIndices(m.Flip(1));
+        var last = Guard.IndexAdd(-Masking.FirstTrueIndices(m.Flip(1)), t - 1);
         var (rewards, _) = Rewards.TokenRewards(Masked.Select(kl, m), s, last, klCoef);
         var returns = DiscountedReturns.Compute(rewards, m, gamma);
         var adv = Masked.Whiten(returns, m);

@@ -36,8 +36,12 @@ internal static class Guard
         if (!cond) throw new ArgumentException(message);
     }
 
-    /// <summary>An int64 scalar tensor: scalar arithmetic with a double would promote int64 tensors to float.</summary>
-    public static Tensor Long(long v, Device device) => Torch.Full([], v, ScalarType.Int64, device);
+    /// <summary>
+    /// <c>a + c</c> for an int64 index tensor, staying int64. The binding's scalar ops take doubles (promoting int64 to float)
+    /// and its tensor add/sub pass alpha as a double (rejected for integer tensors), so index arithmetic goes through float64,
+    /// exact for |values| &lt; 2^53.
+    /// </summary>
+    public static Tensor IndexAdd(Tensor a, long c) => (a.To(ScalarType.Float64) + c).To(ScalarType.Int64);
 
     /// <summary>A mask as bool (non-zero = active).</summary>
     public static Tensor BoolMask(Tensor mask) => mask.Dtype == ScalarType.Bool ? mask : mask.Ne(0);

@@ -24,8 +24,8 @@ public static class Masking
         using var scope = Torch.NewScope();
         var b = Guard.BoolMask(bools);
         var t = b.Size(1);
-        var idx = b.LogicalNot().Long() * Guard.Long(t, b.Device) + Torch.Arange(t, ScalarType.Int64, b.Device);
-        return idx.Min(1).Values.MoveToOuter();
+        var idx = b.LogicalNot().To(ScalarType.Float64) * t + Torch.Arange(t, ScalarType.Float64, b.Device);
+        return idx.Min(1).Values.To(ScalarType.Int64).MoveToOuter();
     }
 
     /// <summary>
@@ -49,7 +49,7 @@ public static class Masking
     {
         Guard.Rank(responses, 2, nameof(responses));
         using var scope = Torch.NewScope();
-        return (FirstTrueIndices(responses.Eq(padTokenId)) - Guard.Long(1, responses.Device)).MoveToOuter();
+        return Guard.IndexAdd(FirstTrueIndices(responses.Eq(padTokenId)), -1).MoveToOuter();
     }
 
     /// <summary>
@@ -61,7 +61,7 @@ public static class Masking
         Guard.Rank(sequenceLengths, 1, nameof(sequenceLengths));
         using var scope = Torch.NewScope();
         var idxs = Torch.Arange(t, ScalarType.Int64, sequenceLengths.Device).Unsqueeze(0);
-        return idxs.Gt((sequenceLengths.Long() + Guard.Long(offset, sequenceLengths.Device)).Unsqueeze(1)).MoveToOuter();
+        return idxs.Gt(Guard.IndexAdd(sequenceLengths.Long(), offset).Unsqueeze(1)).MoveToOuter();
     }
 
     /// <summary>The complement of <see cref="PaddingMask"/>: true at response tokens. seqLen [B] → bool [B, T].</summary>
@@ -80,7 +80,7 @@ public static class Masking
         Guard.Rank(sequenceLengths, 1, nameof(sequenceLengths));
         using var scope = Torch.NewScope();
         var len = sequenceLengths.Long();
-        var p1 = len + Guard.Long(1, len.Device);
+        var p1 = Guard.IndexAdd(len, 1);
         return Torch.Where(p1.Lt(t), p1, len).MoveToOuter();
     }
 
