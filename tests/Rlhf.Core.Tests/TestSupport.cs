@@ -35,10 +35,10 @@ internal static class T
     public static void Check<TA>(Arbitrary<TA> arb, Action<TA> prop, int maxTest = MaxTest) =>
         FsCheck.Check.One(Config.QuickThrowOnFailure.WithMaxTest(maxTest).WithQuietOnSuccess(true), Prop.ForAll(arb, prop));
 
-    public static Arbitrary<Case> Cases(int maxB = 6, int maxT = 8) => Arb.From(
+    public static Arbitrary<Case> Cases(int maxB = 6, int maxT = 8, int minB = 1, int minT = 1) => Arb.From(
         from seed in Gen.Choose(0, 1_000_000)
-        from b in Gen.Choose(1, maxB)
-        from t in Gen.Choose(1, maxT)
+        from b in Gen.Choose(minB, maxB)
+        from t in Gen.Choose(minT, maxT)
         select new Case(seed, b, t));
 
     public static Arbitrary<GroupCase> GroupCases(int maxG = 4, int maxK = 5) => Arb.From(
