@@ -70,6 +70,11 @@ public class RolloutBatchTests
     }
 }
 
+/// <summary>Runs alone: <see cref="Torch.LiveTensors"/> counts every handle in the process.</summary>
+[CollectionDefinition("Memory", DisableParallelization = true)]
+public class MemoryCollection;
+
+[Collection("Memory")]
 public class MemoryTests
 {
     [Fact]
@@ -88,8 +93,13 @@ public class MemoryTests
         var settings = new PpoSettings();
         // Warm up once (lazy statics), then count.
         RunAll();
+        // Let finalizers of other tests' stray handles run now rather than during the count.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
         var before = Torch.LiveTensors;
         for (var i = 0; i < 1000; i++) RunAll();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
         Assert.Equal(before, Torch.LiveTensors);
 
         void RunAll()
