@@ -1,0 +1,44 @@
+using Rlhf.Core.Advantages;
+using Rlhf.Core.Losses;
+using Rlhf.Core.Rollouts;
+using Rlhf.Torch;
+
+namespace Rlhf.Core.Tests;
+
+using Torch = Rlhf.Torch.Torch;
+
+/// <summary>No masked function depends on the values at masked positions: junk there (huge, NaN) changes nothing.</summary>
+public class MaskInvarianceTests
+{
+    [Fact]
+    public void Masked_losses_ignore_junk_at_masked_positions() => T.Check(T.GroupCases(maxG: 3, maxK: 3), c =>
+    {
+        using var scope = Torch.NewScope();
+        var g = c.Gen();
+        const int len = 5;
+        var old = T.Randn(g, c.B, len);
+        var lp = old + T.Randn(g, c.B, len) * 0.3;
+        var rf = old + T.Randn(g, c.B, len) * 0.3;
+        var mask = T.RowMask(g, c.B, len);
+        var seqAdv = T.Randn(g, c.B);
+        Tensor J(Tensor x, double v) => Torch.Where(mask, x, v);
+        var (jlp, jold, jrf) = (J(lp, 50.0), J(old, -50.0), J(rf, double.NaN));
+
+        void Same(Func<Tensor, Tensor, Tensor, Tensor> f, string what)
+        {
+            var a = f(lp, old, rf);
+            var b = f(jlp, jold, jrf);
+            Assert.True(a.AllClose(b, 1e-12, 1e-12), what);
+        }
+
+        foreach (var agg in Enum.GetValues<GrpoAggregation>())
+            Same((l, o, r) => Grpo.Loss(l, o, seqAdv, mask, new GrpoSettings(Beta: 0.04, Aggregation: agg), r).Loss, $"grpo {agg}");
+        Same((l, o, _) => Rloo.Loss(l, o, seqAdv, mask, new RlooSettings()).Loss, "rloo");
+        Same((l, _, r) => Rloo.RlhfReward(seqAdv, l, r, mask, 0.05), "rloo reward");
+        Same((l, _, r) => Dpo.OnlineLoss(l, r, mask, Dpo.SelectPairs(seqAdv, c.Ids), new DpoSettings()).Loss, "online dpo");
+        Same((l, _, _) => BestOfK.Loss(l, mask).Loss, "best-of-k");
+        Same((l, o, _) => ImportanceSampling.Weights(l, o, mask, new ImportanceSamplingSettings(ImportanceSamplingLevel.Sequence)).Weights, "is weights");
+        Same((l, _, r) => Kl.K3(l, r, mask), "k3");
+        Same((l, _, r) => ReinforcePlusPlus.Advantages(Kl.K1(l, r, mask), seqAdv, mask, 0.1).Advantages, "reinforce++");
+    }, maxTest: 40);
+}
