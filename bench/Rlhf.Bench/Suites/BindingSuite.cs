@@ -9,10 +9,16 @@ using Torch = Rlhf.Torch.Torch;
 /// The binding's overhead: a 4-element add per call (scope bookkeeping included) and matmul 1024³ float32,
 /// beside the same work in raw libtorch C++ (the floor) and PyTorch eager (Debian's python3-torch).
 /// </summary>
-public static class BindingSuite
+public sealed class BindingSuite : IBenchSuite
 {
-    /// <summary>Runs the suite.</summary>
-    public static int Run(string[] args)
+    /// <inheritdoc />
+    public string Name => "binding";
+
+    /// <inheritdoc />
+    public string Description => "per-call cost of a 4-element add and matmul GFLOP/s, beside raw libtorch C++ and PyTorch eager";
+
+    /// <inheritdoc />
+    public int Run(string[] args)
     {
         var repo = FindRepo();
         var table = new Table("implementation", "add 4 elems (us/call)", "matmul 1024^3 (GFLOP/s)", "note");
