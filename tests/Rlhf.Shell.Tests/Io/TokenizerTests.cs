@@ -160,7 +160,7 @@ public class TokenizerTests
         var nfc = pre == "qwen2";
         var tok = ByteLevelBpeTokenizer.FromJson(TokenizerJson(HelloMerges.Concat(["Ġ Ġ", "Ċ Ċ", "1 2", "ä ¸"]).ToArray(), pre, nfc: nfc,
             added: [(400, "<|endoftext|>", true)]));
-        Check.One(Config.QuickThrowOnFailure.WithMaxTest(150).WithQuietOnSuccess(true), Prop.ForAll(Arb.From(Texts), text =>
+        Check.One(FsCheck.Config.QuickThrowOnFailure.WithMaxTest(150).WithQuietOnSuccess(true), Prop.ForAll(Arb.From(Texts), text =>
         {
             var input = nfc ? text.Normalize(NormalizationForm.FormC) : text;
             Assert.Equal(input, tok.Decode(tok.Encode(input)));
@@ -179,7 +179,7 @@ public class TokenizerTests
         Assert.Equal("<bos>hé<eos><pad>", tok.Decode(ids));
         Assert.Equal("hé", tok.Decode(ids, skipSpecialTokens: true));
         Assert.Throws<ArgumentOutOfRangeException>(() => tok.Decode([259]));
-        Check.One(Config.QuickThrowOnFailure.WithMaxTest(100).WithQuietOnSuccess(true),
+        Check.One(FsCheck.Config.QuickThrowOnFailure.WithMaxTest(100).WithQuietOnSuccess(true),
             Prop.ForAll(Arb.From(Texts), t => tok.Decode(tok.Encode(t)) == t));
     }
 }
