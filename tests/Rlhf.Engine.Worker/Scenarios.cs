@@ -165,7 +165,7 @@ internal static partial class Scenarios
     private static int ExitWith(Dictionary<string, string> kv)
     {
         var env = DistributedEnvironment.FromProcess();
-        Console.WriteLine($"hello from rank {env.Rank} of {env.WorldSize} local {env.LocalRank}/{env.LocalWorldSize} at {env.MasterAddr}:{env.MasterPort}");
+        Console.WriteLine($"hello from rank {env.Rank} of {env.WorldSize} local {env.LocalRank}/{env.LocalWorldSize} at {env.MasterAddr}:{env.MasterPort} pid {Environment.ProcessId}");
         var failRank = int.Parse(kv.GetValueOrDefault("rank", "-1"));
         if (env.Rank == failRank)
         {
