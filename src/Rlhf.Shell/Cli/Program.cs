@@ -11,6 +11,7 @@ public static class Program
         var root = new RootCommand("rlhf: training language models from feedback")
         {
             LaunchCommand.Build(),
+            CheckpointCommands.Build(),
         };
         return root.Parse(args).Invoke();
     }
