@@ -4,6 +4,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 #include <sstream>
 #ifdef RLHF_WITH_CUDA
 #include <ATen/cuda/CUDAGeneratorImpl.h>
@@ -15,21 +17,30 @@ thread_local std::string last_error;
 thread_local bool has_error = false;
 
 // Counts live and peak bytes of every CPU allocation libtorch makes, by wrapping its allocator.
+// The DataPtr's context is the data pointer itself (Allocator::raw_allocate, used e.g. by oneDNN's
+// bf16 matmul, asserts that); sizes and the inner DataPtrs live in a side table keyed by address.
 struct CountingAllocator final : at::Allocator {
   at::Allocator* inner = nullptr;
   std::atomic<int64_t> live{0};
   std::atomic<int64_t> peak{0};
+  std::mutex mu;
+  std::unordered_map<void*, std::pair<at::DataPtr, size_t>> table;
 
-  struct Ctx {
-    at::DataPtr inner;
-    size_t bytes;
-    CountingAllocator* owner;
-  };
+  static CountingAllocator* self_;
 
   static void release(void* p) {
-    auto* ctx = static_cast<Ctx*>(p);
-    ctx->owner->live.fetch_sub(static_cast<int64_t>(ctx->bytes), std::memory_order_relaxed);
-    delete ctx;  // frees the inner DataPtr
+    if (!p) return;
+    auto* self = self_;
+    at::DataPtr inner_ptr;
+    {
+      std::lock_guard<std::mutex> lock(self->mu);
+      auto it = self->table.find(p);
+      if (it == self->table.end()) return;
+      self->live.fetch_sub(static_cast<int64_t>(it->second.second), std::memory_order_relaxed);
+      inner_ptr = std::move(it->second.first);
+      self->table.erase(it);
+    }
+    // inner_ptr frees the memory as it goes out of scope, outside the lock
   }
 
   at::DataPtr allocate(size_t n) const override {
@@ -37,18 +48,24 @@ struct CountingAllocator final : at::Allocator {
     at::DataPtr d = inner->allocate(n);
     void* data = d.get();
     auto device = d.device();
-    auto* ctx = new Ctx{std::move(d), n, self};
+    if (!data) return d;  // zero-size allocations
+    {
+      std::lock_guard<std::mutex> lock(self->mu);
+      self->table.emplace(data, std::make_pair(std::move(d), n));
+    }
     int64_t now = self->live.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed) + static_cast<int64_t>(n);
     int64_t prev = self->peak.load(std::memory_order_relaxed);
     while (now > prev && !self->peak.compare_exchange_weak(prev, now, std::memory_order_relaxed)) {}
-    return at::DataPtr(data, ctx, &CountingAllocator::release, device);
+    return at::DataPtr(data, data, &CountingAllocator::release, device);
   }
-  at::DeleterFnPtr raw_deleter() const override { return nullptr; }
+  at::DeleterFnPtr raw_deleter() const override { return &CountingAllocator::release; }
 };
+CountingAllocator* CountingAllocator::self_ = nullptr;
 
 CountingAllocator& counting() {
   static CountingAllocator* a = [] {
     auto* c = new CountingAllocator();
+    CountingAllocator::self_ = c;
     c->inner = c10::GetCPUAllocator();
     c10::SetCPUAllocator(c, /*priority=*/100);
     return c;
