@@ -11,6 +11,8 @@ public static class Program
         var root = new RootCommand("rlhf: train language models from feedback (online DPO, PPO, RLOO, best-of-K, GRPO, REINFORCE++).");
         root.Subcommands.Add(DoctorCommand.Build());
         root.Subcommands.Add(ConfigCommands.Build());
+        root.Subcommands.Add(LaunchCommand.Build());
+        root.Subcommands.Add(CheckpointCommands.Build());
         // With no subcommand, run the main job on the embedded default.
         root.SetAction(parse => DoctorCommand.Run(DoctorCommand.DefaultSteps));
         return root;

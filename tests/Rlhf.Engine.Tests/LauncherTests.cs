@@ -1,0 +1,63 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace Rlhf.Engine.Tests;
+
+/// <summary><c>rlhf launch</c> as a real process tree: environment, prefixed output, exit codes, no orphans.</summary>
+public class LauncherTests
+{
+    private static (int Code, string Out, string Err) Launch(int nproc, int port, params string[] workerArgs)
+    {
+        var args = new List<string> { Cluster.RlhfDll, "launch", "--nproc-per-node", nproc.ToString(), "--master-addr", "127.0.0.1", "--master-port", port.ToString(), "--", "dotnet", Cluster.WorkerDll };
+        args.AddRange(workerArgs);
+        using var p = new Process { StartInfo = Cluster.Dotnet(args) };
+        var o = new System.Text.StringBuilder();
+        var e = new System.Text.StringBuilder();
+        p.OutputDataReceived += (_, d) => { if (d.Data is not null) lock (o) o.AppendLine(d.Data); };
+        p.ErrorDataReceived += (_, d) => { if (d.Data is not null) lock (e) e.AppendLine(d.Data); };
+        p.Start();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        if (!p.WaitForExit(TimeSpan.FromSeconds(60)))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"hang guard: launcher still running\n{o}\n{e}");
+        }
+        p.WaitForExit();
+        return (p.ExitCode, o.ToString(), e.ToString());
+    }
+
+    private static int[] Pids(string output) =>
+        Regex.Matches(output, @"pid (\d+)").Select(m => int.Parse(m.Groups[1].Value)).ToArray();
+
+    private static bool Alive(int pid)
+    {
+        try { using var p = Process.GetProcessById(pid); return !p.HasExited; }
+        catch (ArgumentException) { return false; }
+    }
+
+    [Fact]
+    public void Workers_get_the_torchrun_environment_and_rank_prefixed_output_and_success_exits_zero()
+    {
+        var port = Cluster.FreePort();
+        var (code, output, err) = Launch(3, port, "exit");
+        Assert.True(code == 0, output + err);
+        for (var r = 0; r < 3; r++)
+            Assert.Contains($"[rank {r}] hello from rank {r} of 3 local {r}/3 at 127.0.0.1:{port}", output);
+    }
+
+    [Fact]
+    public void A_failing_worker_stops_the_others_and_its_exit_code_propagates()
+    {
+        var sw = Stopwatch.StartNew();
+        var (code, output, err) = Launch(3, Cluster.FreePort(), "exit", "rank=1", "code=7", "delay=1", "sleep=120");
+        Assert.True(code == 7, $"exit {code}\n{output}\n{err}");
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(45), "the launcher waited for the sleeping workers instead of stopping them");
+        Assert.Contains("[rank 1] rank 1 failing on purpose", err);
+        Assert.Contains("worker rank 1 exited with code 7", err);
+        var pids = Pids(output);
+        Assert.Equal(3, pids.Length);
+        Thread.Sleep(200);
+        Assert.All(pids, pid => Assert.False(Alive(pid), $"worker pid {pid} outlived the launcher"));
+    }
+}

@@ -1,0 +1,97 @@
+using FsCheck;
+using FsCheck.Fluent;
+using Rlhf.Shell.Engine;
+
+namespace Rlhf.Shell.Tests.Engine;
+
+/// <summary>DeepSpeed-key parsing, the batch-size rule and the learning-rate schedules (pure, one process).</summary>
+public class EngineSettingsTests
+{
+    [Fact]
+    public void A_deepspeed_config_parses_with_auto_and_defaults()
+    {
+        var s = EngineSettings.FromDeepSpeedJson("""
+        {
+          "train_batch_size": "auto", "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 4,
+          "gradient_clipping": 1.0, "bf16": {"enabled": true},
+          "optimizer": {"type": "AdamW", "params": {"lr": 3e-6, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.0}},
+          "scheduler": {"type": "WarmupCosineLR", "params": {"total_num_steps": 100, "warmup_num_steps": 10, "warmup_type": "linear"}},
+          "zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu", "pin_memory": true},
+                                "reduce_bucket_size": 5e7, "stage3_param_persistence_threshold": "auto"}
+        }
+        """);
+        Assert.Null(s.TrainBatchSize);
+        Assert.Equal(new BatchSizes(16, 2, 4), s.ResolveBatch(2));
+        Assert.True(s.Bf16);
+        Assert.Equal(1.0, s.GradientClipping);
+        Assert.Equal((0.9, 0.95), s.Optimizer.Betas);
+        Assert.Equal(3e-6, s.Optimizer.Lr);
+        Assert.Equal(0.0, s.Optimizer.WeightDecay);
+        Assert.Equal(ZeroStage.Parameters, s.Zero.Stage);
+        Assert.True(s.Zero.OffloadOptimizer);
+        Assert.Equal(50_000_000, s.Zero.ReduceBucketSize);
+        Assert.Equal(100_000, s.Zero.Stage3ParamPersistenceThreshold);
+        Assert.Equal("linear", s.Scheduler!.WarmupType);
+    }
+
+    [Fact]
+    public void Inconsistent_batch_sizes_name_all_four_numbers()
+    {
+        var s = new EngineSettings { TrainBatchSize = 30, TrainMicroBatchSizePerGpu = 4, GradientAccumulationSteps = 2 };
+        var e = Assert.Throws<ArgumentException>(() => s.ResolveBatch(4));
+        foreach (var part in new[] { "train_batch_size=30", "train_micro_batch_size_per_gpu=4", "gradient_accumulation_steps=2", "world_size=4" })
+            Assert.Contains(part, e.Message);
+        Assert.Throws<ArgumentException>(() => EngineSettings.FromDeepSpeedJson("""{"zero_optimization": {"stage": 4}}"""));
+        Assert.Throws<ArgumentException>(() => EngineSettings.FromDeepSpeedJson("""{"zero_optimization": {"offload_optimizer": {"device": "nvme"}}}"""));
+    }
+
+    [Fact]
+    public void The_batch_rule_derives_what_is_missing_and_always_multiplies_out() =>
+        Prop.ForAll(Arb.From(Gen.Choose(1, 8)), Arb.From(Gen.Choose(1, 8)), Arb.From(Gen.Choose(1, 8)), (mb, gas, ws) =>
+        {
+            var tb = mb * gas * ws;
+            foreach (var s in new[]
+            {
+                new EngineSettings { TrainBatchSize = tb, TrainMicroBatchSizePerGpu = mb, GradientAccumulationSteps = gas },
+                new EngineSettings { TrainBatchSize = tb, TrainMicroBatchSizePerGpu = mb },
+                new EngineSettings { TrainBatchSize = tb, GradientAccumulationSteps = gas },
+                new EngineSettings { TrainMicroBatchSizePerGpu = mb, GradientAccumulationSteps = gas },
+            })
+                Assert.Equal(new BatchSizes(tb, mb, gas), s.ResolveBatch(ws));
+        }).QuickCheckThrowOnFailure();
+
+    private static SchedulerSettings Sched(string type, string warmup, params (string, double)[] p) => new(type, p.ToDictionary(x => x.Item1, x => x.Item2), warmup);
+
+    [Fact]
+    public void WarmupLR_follows_deepspeed_first_step_at_min_then_log_warmup_then_max()
+    {
+        var s = LrSchedule.From(Sched("WarmupLR", "log", ("warmup_min_lr", 0.0), ("warmup_max_lr", 0.01), ("warmup_num_steps", 10)), 1.0);
+        Assert.Equal(0.0, s.LearningRate(0));                          // set at construction
+        Assert.Equal(0.0, s.LearningRate(1));                          // iteration 0: log(1) = 0
+        Assert.Equal(0.01 * Math.Log(2) / Math.Log(10), s.LearningRate(2), 12);
+        Assert.Equal(0.01, s.LearningRate(11), 12);                    // iteration 10: warmed up
+        Assert.Equal(0.01, s.LearningRate(500), 12);
+    }
+
+    [Fact]
+    public void WarmupDecayLR_decays_linearly_to_zero_at_total_steps()
+    {
+        var s = LrSchedule.From(Sched("WarmupDecayLR", "linear", ("warmup_max_lr", 0.1), ("warmup_num_steps", 4), ("total_num_steps", 12)), 1.0);
+        Assert.Equal(0.1 * 2 / 4, s.LearningRate(3), 12);              // iteration 2 of a linear warmup
+        Assert.Equal(0.1, s.LearningRate(5), 12);                      // iteration 4: (12-4)/(12-4)
+        Assert.Equal(0.1 * 4 / 8, s.LearningRate(9), 12);              // iteration 8
+        Assert.Equal(0.0, s.LearningRate(13), 12);                     // iteration 12
+        Assert.Equal(0.0, s.LearningRate(40), 12);
+    }
+
+    [Fact]
+    public void WarmupCosineLR_scales_the_optimizer_lr_and_ends_at_cos_min_ratio()
+    {
+        var s = LrSchedule.From(Sched("WarmupCosineLR", "linear", ("total_num_steps", 20), ("warmup_num_steps", 5), ("cos_min_ratio", 0.1)), 2.0);
+        Assert.Equal(2.0, s.LearningRate(0));                          // DeepSpeed leaves the optimizer's lr for step 1
+        Assert.Equal(0.0, s.LearningRate(1), 12);                      // iteration 0, warmup_min_ratio 0
+        Assert.Equal(2.0 * (0.1 + 0.9 * (1 + Math.Cos(Math.PI * 1 / 15)) / 2), s.LearningRate(6), 12); // iteration 5
+        Assert.Equal(2.0 * 0.1, s.LearningRate(20), 12);               // iteration 19: (19 - 5 + 1) / 15 = 1, the floor
+        Assert.Throws<ArgumentException>(() => LrSchedule.From(Sched("OneCycleX", "log"), 1.0));
+    }
+}
