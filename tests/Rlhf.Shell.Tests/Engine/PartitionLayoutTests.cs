@@ -12,7 +12,7 @@ public class PartitionLayoutTests
 
     [Fact]
     public void Every_element_is_owned_exactly_once_at_every_stage_and_world_size() =>
-        Check.One(Config.QuickThrowOnFailure.WithMaxTest(150).WithQuietOnSuccess(true),
+        Check.One(FsCheck.Config.QuickThrowOnFailure.WithMaxTest(150).WithQuietOnSuccess(true),
             Prop.ForAll(Arb.From(Shapes), Arb.From(Gen.Choose(1, 5)), Arb.From(Gen.Choose(0, 3)), (shapes, ws, stage) =>
             {
                 var layout = PartitionLayout.Create((ZeroStage)stage, ws, shapes.Select((s, i) => ($"p{i}", s)));
