@@ -159,37 +159,8 @@ public static class ConfigResolver
             errors.Add(ctx.ErrorAt(path + ".gradient_accumulation_steps", $"gradient_accumulation_steps ({eg}) disagrees with {trainingGasPath} ({tg})"));
         if (errors.Count > before) return null;
 
-        var tbs = e.TrainBatchSize;
-        var mb = e.TrainMicroBatchSizePerGpu ?? trainingMicro;
-        var gas = e.GradientAccumulationSteps ?? trainingGas;
-        var at = path + (tbs is null ? "" : ".train_batch_size");
-        (long, long, long)? Fail(string message)
-        {
-            errors.Add(ctx.ErrorAt(at, message));
-            return null;
-        }
-        switch (tbs, mb, gas)
-        {
-            case (long t, long m, long g):
-                return t == m * g * worldSize ? (t, m, g)
-                    : Fail($"inconsistent batch sizes: train_batch_size {t} ≠ train_micro_batch_size_per_gpu {m} × gradient_accumulation_steps {g} × world_size {worldSize} (= {m * g * worldSize})");
-            case (long t, long m, null):
-                return t % (m * worldSize) == 0 && t / (m * worldSize) >= 1 ? (t, m, t / (m * worldSize))
-                    : Fail($"cannot derive gradient_accumulation_steps: train_batch_size {t} is not a multiple of train_micro_batch_size_per_gpu {m} × world_size {worldSize} (= {m * worldSize})");
-            case (long t, null, long g):
-                return t % (g * worldSize) == 0 && t / (g * worldSize) >= 1 ? (t, t / (g * worldSize), g)
-                    : Fail($"cannot derive train_micro_batch_size_per_gpu: train_batch_size {t} is not a multiple of gradient_accumulation_steps {g} × world_size {worldSize} (= {g * worldSize})");
-            case (long t, null, null):
-                return t % worldSize == 0 && t / worldSize >= 1 ? (t, t / worldSize, 1)
-                    : Fail($"cannot derive train_micro_batch_size_per_gpu: train_batch_size {t} is not a multiple of world_size {worldSize} (gradient_accumulation_steps 1)");
-            case (null, long m, long g):
-                return (m * g * worldSize, m, g);
-            case (null, long m, null):
-                return (m * worldSize, m, 1);
-            case (null, null, long g):
-                return (g * worldSize, 1, g);
-            default:
-                return (worldSize, 1, 1);
-        }
+        var resolved = BatchRule.Resolve(e.TrainBatchSize, e.TrainMicroBatchSizePerGpu ?? trainingMicro, e.GradientAccumulationSteps ?? trainingGas, worldSize, out var error);
+        if (resolved is null) errors.Add(ctx.ErrorAt(path + (e.TrainBatchSize is null ? "" : ".train_batch_size"), error!));
+        return resolved;
     }
 }

@@ -1,4 +1,5 @@
-using System.Text.Json;
+using Rlhf.Settings;
+using Rlhf.Shell.Config;
 
 namespace Rlhf.Shell.Engine;
 
@@ -104,144 +105,91 @@ public sealed record EngineSettings
     /// <summary>Seed of parameter initialisation (rank 0's weights are broadcast anyway).</summary>
     public ulong Seed { get; init; } = 42;
 
-    /// <summary>Applies DeepSpeed's batch-size rule for <paramref name="worldSize"/>: any missing value is derived; given ones must agree; the error names all four numbers.</summary>
+    /// <summary>Applies DeepSpeed's batch-size rule for <paramref name="worldSize"/> (<see cref="BatchRule"/>): missing values are derived; given ones must agree; the error names all four numbers.</summary>
     public BatchSizes ResolveBatch(int worldSize)
     {
-        int? tb = TrainBatchSize, mb = TrainMicroBatchSizePerGpu, gas = GradientAccumulationSteps;
-        string Numbers() => $"train_batch_size={Show(tb)}, train_micro_batch_size_per_gpu={Show(mb)}, gradient_accumulation_steps={Show(gas)}, world_size={worldSize}";
-        static string Show(int? v) => v?.ToString() ?? "auto";
-        ArgumentException Bad(string why) => new($"batch sizes do not fit: {why} ({Numbers()})");
-        if ((tb ?? 1) < 1 || (mb ?? 1) < 1 || (gas ?? 1) < 1 || worldSize < 1) throw Bad("every size must be positive");
-        switch (tb, mb, gas)
-        {
-            case ({ } t, { } m, { } g):
-                if (t != m * g * worldSize) throw Bad($"train_batch_size must equal micro × gas × world_size = {m * g * worldSize}");
-                return new(t, m, g);
-            case ({ } t, { } m, null):
-                if (t % (m * worldSize) != 0) throw Bad("train_batch_size is not a multiple of micro × world_size");
-                return new(t, m, t / (m * worldSize));
-            case ({ } t, null, { } g):
-                if (t % (g * worldSize) != 0) throw Bad("train_batch_size is not a multiple of gas × world_size");
-                return new(t, t / (g * worldSize), g);
-            case (null, { } m, { } g):
-                return new(m * g * worldSize, m, g);
-            case ({ } t, null, null):
-                if (t % worldSize != 0) throw Bad("train_batch_size is not a multiple of world_size");
-                return new(t, t / worldSize, 1);
-            case (null, { } m, null):
-                return new(m * worldSize, m, 1);
-            default:
-                throw Bad("give train_batch_size or train_micro_batch_size_per_gpu");
-        }
+        var r = BatchRule.Resolve(TrainBatchSize, TrainMicroBatchSizePerGpu, GradientAccumulationSteps, worldSize, out var error)
+            ?? throw new ArgumentException($"batch sizes do not fit: {error}");
+        return new BatchSizes(checked((int)r.TrainBatchSize), checked((int)r.Micro), checked((int)r.Gas));
     }
 
-    /// <summary>Parses a DeepSpeed JSON config (the engine section); <c>"auto"</c> means "derive / default".</summary>
-    public static EngineSettings FromDeepSpeedJson(string json)
+    /// <summary>
+    /// The engine's view of a config's engine section (generated from <c>configs/schema/deepspeed.schema.json</c>, so a
+    /// DeepSpeed JSON, a YAML engine section and <c>deepspeed_config: ds.json</c> all arrive here already validated) and
+    /// of its <c>distributed</c> section. Throws for values the schema allows but this engine does not implement.
+    /// </summary>
+    public static EngineSettings FromConfig(DeepSpeedSettings ds, DistributedSettings? distributed = null, bool disableGradientCheckpointing = false, ulong seed = 42)
     {
-        using var doc = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-        var root = doc.RootElement;
-        var s = new EngineSettings
+        var z = ds.ZeroOptimization;
+        if (z.OffloadOptimizer.Device == OffloadDevice.Nvme || z.OffloadParam.Device == OffloadDevice.Nvme)
+            throw new ArgumentException("zero_optimization offload to nvme is not supported (use none or cpu)");
+        var optimizer = new OptimizerSettings();
+        if (ds.Optimizer is { } o)
         {
-            TrainBatchSize = Int(root, "train_batch_size"),
-            TrainMicroBatchSizePerGpu = Int(root, "train_micro_batch_size_per_gpu"),
-            GradientAccumulationSteps = Int(root, "gradient_accumulation_steps"),
-            GradientClipping = Num(root, "gradient_clipping") ?? 0,
-            Bf16 = Obj(root, "bf16") is { } bf && (Bool(bf, "enabled") ?? false),
-            Fp16 = Obj(root, "fp16") is { } fp && (Bool(fp, "enabled") ?? false),
-            DisableGradientCheckpointing = Bool(root, "disable_gradient_checkpointing") ?? false,
-            TimeoutSeconds = Num(root, "timeout") ?? 1800,
-            Seed = (ulong)(Num(root, "seed") ?? 42),
+            if (o.Type == OptimizerType.SGD) throw new ArgumentException("optimizer.type SGD is not supported (AdamW, Adam)");
+            var p = o.Params;
+            optimizer = new OptimizerSettings
+            {
+                Type = OptimizerTypeYaml.ToYaml(o.Type),
+                Lr = p.Lr ?? optimizer.Lr,
+                Betas = p.Betas is { Count: 2 } b ? (b[0], b[1]) : optimizer.Betas,
+                Eps = p.Eps ?? optimizer.Eps,
+                WeightDecay = p.WeightDecay ?? optimizer.WeightDecay,
+            };
+        }
+        SchedulerSettings? scheduler = null;
+        if (ds.Scheduler is { } sc)
+        {
+            var sp = sc.Params;
+            var ps = new Dictionary<string, double>
+            {
+                ["warmup_min_lr"] = sp.WarmupMinLr, ["warmup_max_lr"] = sp.WarmupMaxLr, ["warmup_num_steps"] = sp.WarmupNumSteps,
+                ["warmup_min_ratio"] = sp.WarmupMinRatio, ["cos_min_ratio"] = sp.CosMinRatio,
+            };
+            if (sp.TotalNumSteps is long total) ps["total_num_steps"] = total;
+            scheduler = new SchedulerSettings(SchedulerTypeYaml.ToYaml(sc.Type), ps, WarmupCurveYaml.ToYaml(sp.WarmupType));
+            _ = LrSchedule.From(scheduler, optimizer.Lr); // unsupported schedule names fail here, not mid-run
+        }
+        return new EngineSettings
+        {
+            TrainBatchSize = ToInt(ds.TrainBatchSize),
+            TrainMicroBatchSizePerGpu = ToInt(ds.TrainMicroBatchSizePerGpu),
+            GradientAccumulationSteps = ToInt(ds.GradientAccumulationSteps),
+            GradientClipping = ds.GradientClipping,
+            Bf16 = ds.Bf16.Enabled,
+            Fp16 = ds.Fp16.Enabled,
+            Zero = new ZeroSettings
+            {
+                Stage = (ZeroStage)z.Stage,
+                OffloadOptimizerDevice = OffloadDeviceYaml.ToYaml(z.OffloadOptimizer.Device),
+                OffloadOptimizerPinMemory = z.OffloadOptimizer.PinMemory,
+                OffloadParamDevice = OffloadDeviceYaml.ToYaml(z.OffloadParam.Device),
+                ContiguousGradients = z.ContiguousGradients,
+                ReduceScatter = z.ReduceScatter,
+                ReduceBucketSize = z.ReduceBucketSize,
+                AllgatherPartitions = z.AllgatherPartitions,
+                AllgatherBucketSize = z.AllgatherBucketSize,
+                OverlapComm = z.OverlapComm,
+                SubGroupSize = z.SubGroupSize,
+                Stage3PrefetchBucketSize = z.Stage3PrefetchBucketSize,
+                Stage3ParamPersistenceThreshold = z.Stage3ParamPersistenceThreshold,
+                Stage3MaxLiveParameters = z.Stage3MaxLiveParameters,
+                Stage3MaxReuseDistance = z.Stage3MaxReuseDistance,
+                Stage3Gather16BitWeightsOnModelSave = z.Stage3Gather16bitWeightsOnModelSave,
+            },
+            Optimizer = optimizer,
+            Scheduler = scheduler,
+            DisableGradientCheckpointing = disableGradientCheckpointing,
+            TimeoutSeconds = distributed?.TimeoutSeconds ?? 1800,
+            Seed = seed,
         };
-        if (Obj(root, "zero_optimization") is { } z)
-        {
-            var d = new ZeroSettings();
-            var stage = Int(z, "stage") ?? 0;
-            if (stage is < 0 or > 3) throw new ArgumentException($"zero_optimization.stage must be 0..3 (got {stage})");
-            s = s with
-            {
-                Zero = new ZeroSettings
-                {
-                    Stage = (ZeroStage)stage,
-                    OffloadOptimizerDevice = Obj(z, "offload_optimizer") is { } oo ? Str(oo, "device") ?? "none" : "none",
-                    OffloadOptimizerPinMemory = Obj(z, "offload_optimizer") is { } oo2 && (Bool(oo2, "pin_memory") ?? false),
-                    OffloadParamDevice = Obj(z, "offload_param") is { } op ? Str(op, "device") ?? "none" : "none",
-                    ContiguousGradients = Bool(z, "contiguous_gradients") ?? d.ContiguousGradients,
-                    ReduceScatter = Bool(z, "reduce_scatter") ?? d.ReduceScatter,
-                    ReduceBucketSize = Long(z, "reduce_bucket_size") ?? d.ReduceBucketSize,
-                    AllgatherPartitions = Bool(z, "allgather_partitions") ?? d.AllgatherPartitions,
-                    AllgatherBucketSize = Long(z, "allgather_bucket_size") ?? d.AllgatherBucketSize,
-                    OverlapComm = Bool(z, "overlap_comm"),
-                    SubGroupSize = Long(z, "sub_group_size") ?? d.SubGroupSize,
-                    Stage3PrefetchBucketSize = Long(z, "stage3_prefetch_bucket_size") ?? d.Stage3PrefetchBucketSize,
-                    Stage3ParamPersistenceThreshold = Long(z, "stage3_param_persistence_threshold") ?? d.Stage3ParamPersistenceThreshold,
-                    Stage3MaxLiveParameters = Long(z, "stage3_max_live_parameters") ?? d.Stage3MaxLiveParameters,
-                    Stage3MaxReuseDistance = Long(z, "stage3_max_reuse_distance") ?? d.Stage3MaxReuseDistance,
-                    Stage3Gather16BitWeightsOnModelSave = Bool(z, "stage3_gather_16bit_weights_on_model_save") ?? Bool(z, "stage3_gather_fp16_weights_on_model_save") ?? false,
-                },
-            };
-            if (s.Zero.OffloadOptimizerDevice is not ("none" or "cpu"))
-                throw new ArgumentException($"zero_optimization.offload_optimizer.device must be none or cpu (got {s.Zero.OffloadOptimizerDevice}; nvme is not supported)");
-        }
-        if (Obj(root, "optimizer") is { } o)
-        {
-            var p = Obj(o, "params");
-            var d = new OptimizerSettings();
-            var betas = p is { } pp && pp.TryGetProperty("betas", out var b) && b.ValueKind == JsonValueKind.Array && b.GetArrayLength() == 2
-                ? (b[0].GetDouble(), b[1].GetDouble()) : d.Betas;
-            s = s with
-            {
-                Optimizer = new OptimizerSettings
-                {
-                    Type = Str(o, "type") ?? "AdamW",
-                    Lr = p is { } p1 ? Num(p1, "lr") ?? d.Lr : d.Lr,
-                    Betas = betas,
-                    Eps = p is { } p2 ? Num(p2, "eps") ?? d.Eps : d.Eps,
-                    WeightDecay = p is { } p3 ? Num(p3, "weight_decay") ?? d.WeightDecay : d.WeightDecay,
-                },
-            };
-            if (s.Optimizer.Type.ToLowerInvariant() is not ("adamw" or "adam"))
-                throw new ArgumentException($"optimizer.type {s.Optimizer.Type} is not supported (AdamW, Adam)");
-        }
-        if (Obj(root, "scheduler") is { } sc)
-        {
-            var ps = new Dictionary<string, double>();
-            var warmupType = "log";
-            if (Obj(sc, "params") is { } p)
-                foreach (var e in p.EnumerateObject())
-                {
-                    if (e.Value.ValueKind == JsonValueKind.Number) ps[e.Name] = e.Value.GetDouble();
-                    else if (e.Name == "warmup_type" && e.Value.ValueKind == JsonValueKind.String) warmupType = e.Value.GetString()!;
-                    else if (e.Value.ValueKind == JsonValueKind.String && e.Value.GetString() != "auto") throw new ArgumentException($"scheduler.params.{e.Name} must be a number");
-                }
-            s = s with { Scheduler = new SchedulerSettings(Str(sc, "type") ?? throw new ArgumentException("scheduler.type is missing"), ps, warmupType) };
-            _ = LrSchedule.From(s.Scheduler, s.Optimizer.Lr); // validate the name now
-        }
-        return s;
     }
 
-    private static JsonElement? Obj(JsonElement e, string k) => e.TryGetProperty(k, out var v) && v.ValueKind == JsonValueKind.Object ? v : null;
+    /// <summary>Loads a DeepSpeed JSON file (or a YAML engine section) through the config binder; errors name file, line, column and key.</summary>
+    public static EngineSettings Load(string path, DistributedSettings? distributed = null) =>
+        ConfigLoader.LoadSection(path, DeepSpeedSettings.Bind).Match(
+            ds => FromConfig(ds, distributed),
+            errors => throw new ArgumentException($"invalid engine settings:\n{ConfigLoader.Format(errors)}"));
 
-    private static bool IsAuto(JsonElement v) => v.ValueKind == JsonValueKind.String && v.GetString() == "auto" || v.ValueKind == JsonValueKind.Null;
-
-    private static double? Num(JsonElement e, string k)
-    {
-        if (!e.TryGetProperty(k, out var v) || IsAuto(v)) return null;
-        if (v.ValueKind == JsonValueKind.Number) return v.GetDouble();
-        if (v.ValueKind == JsonValueKind.String && double.TryParse(v.GetString(), System.Globalization.CultureInfo.InvariantCulture, out var d)) return d;
-        throw new ArgumentException($"{k} must be a number or \"auto\" (got {v})");
-    }
-
-    private static int? Int(JsonElement e, string k) => Num(e, k) is { } d ? checked((int)d) : null;
-
-    private static long? Long(JsonElement e, string k) => Num(e, k) is { } d ? checked((long)d) : null;
-
-    private static bool? Bool(JsonElement e, string k) =>
-        e.TryGetProperty(k, out var v) && !IsAuto(v) ? v.ValueKind switch
-        {
-            JsonValueKind.True => true,
-            JsonValueKind.False => false,
-            _ => throw new ArgumentException($"{k} must be true or false (got {v})"),
-        } : null;
-
-    private static string? Str(JsonElement e, string k) => e.TryGetProperty(k, out var v) && v.ValueKind == JsonValueKind.String && v.GetString() != "auto" ? v.GetString() : null;
+    private static int? ToInt(long? v) => v is long x ? checked((int)x) : null;
 }

@@ -10,7 +10,7 @@ public class EngineSettingsTests
     [Fact]
     public void A_deepspeed_config_parses_with_auto_and_defaults()
     {
-        var s = EngineSettings.FromDeepSpeedJson("""
+        var s = Load("""
         {
           "train_batch_size": "auto", "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 4,
           "gradient_clipping": 1.0, "bf16": {"enabled": true},
@@ -39,10 +39,43 @@ public class EngineSettingsTests
     {
         var s = new EngineSettings { TrainBatchSize = 30, TrainMicroBatchSizePerGpu = 4, GradientAccumulationSteps = 2 };
         var e = Assert.Throws<ArgumentException>(() => s.ResolveBatch(4));
-        foreach (var part in new[] { "train_batch_size=30", "train_micro_batch_size_per_gpu=4", "gradient_accumulation_steps=2", "world_size=4" })
+        foreach (var part in new[] { "train_batch_size 30", "train_micro_batch_size_per_gpu 4", "gradient_accumulation_steps 2", "world_size 4" })
             Assert.Contains(part, e.Message);
-        Assert.Throws<ArgumentException>(() => EngineSettings.FromDeepSpeedJson("""{"zero_optimization": {"stage": 4}}"""));
-        Assert.Throws<ArgumentException>(() => EngineSettings.FromDeepSpeedJson("""{"zero_optimization": {"offload_optimizer": {"device": "nvme"}}}"""));
+    }
+
+    [Fact]
+    public void Bad_engine_files_fail_with_file_line_and_key_or_a_clear_refusal()
+    {
+        var stage = Assert.Throws<ArgumentException>(() => Load("""{"zero_optimization": {"stage": 4}}"""));
+        Assert.Contains("ds.json:1:", stage.Message);
+        Assert.Contains("zero_optimization.stage", stage.Message);
+        var typo = Assert.Throws<ArgumentException>(() => Load("""{"gradient_cliping": 1.0}"""));
+        Assert.Contains("gradient_clipping", typo.Message); // the did-you-mean suggestion
+        var nvme = Assert.Throws<ArgumentException>(() => Load("""{"zero_optimization": {"offload_optimizer": {"device": "nvme"}}}"""));
+        Assert.Contains("nvme", nvme.Message);
+        var sched = Assert.Throws<ArgumentException>(() => Load("""{"scheduler": {"type": "OneCycle", "params": {}}}"""));
+        Assert.Contains("OneCycle", sched.Message);
+    }
+
+    [Fact]
+    public void The_yaml_engine_section_and_the_json_file_give_the_same_settings()
+    {
+        var fromJson = Load("""{"train_micro_batch_size_per_gpu": 2, "gradient_clipping": 0.5, "zero_optimization": {"stage": 2, "reduce_bucket_size": 1000}}""");
+        var dir = Directory.CreateTempSubdirectory("rlhf-engine-");
+        var yaml = Path.Combine(dir.FullName, "engine.yaml");
+        File.WriteAllText(yaml, "train_micro_batch_size_per_gpu: 2\ngradient_clipping: 0.5\nzero_optimization:\n  stage: 2\n  reduce_bucket_size: 1000\n");
+        Assert.Equal(fromJson, EngineSettings.Load(yaml));
+        Assert.Equal(ZeroStage.Gradients, fromJson.Zero.Stage);
+        Assert.Equal(1000, fromJson.Zero.ReduceBucketSize);
+    }
+
+    private static EngineSettings Load(string json)
+    {
+        var dir = Directory.CreateTempSubdirectory("rlhf-engine-");
+        var path = Path.Combine(dir.FullName, "ds.json");
+        File.WriteAllText(path, json);
+        try { return EngineSettings.Load(path); }
+        finally { dir.Delete(recursive: true); }
     }
 
     [Fact]
