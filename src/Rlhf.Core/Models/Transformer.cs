@@ -19,9 +19,8 @@ public static class Transformer
     public static Tensor PositionsFromMask(Tensor attentionMask)
     {
         using var scope = Torch.NewScope();
-        // In float64 (exact for any realistic T): the binding's integer subtraction passes a floating alpha, which libtorch rejects.
-        var m = attentionMask.To(ScalarType.Float64);
-        return (m.Cumsum(1) - m).To(ScalarType.Int64).MoveToOuter();
+        var m = attentionMask.Long();
+        return (m.Cumsum(1) - m).MoveToOuter();
     }
 
     /// <summary>Input embeddings for int64 ids [B, T] at positions [B, T] → [B, T, D] (gpt2 adds its learned position table).</summary>

@@ -36,12 +36,8 @@ internal static class Guard
         if (!cond) throw new ArgumentException(message);
     }
 
-    /// <summary>
-    /// <c>a + c</c> for an int64 index tensor, staying int64. The binding's scalar ops take doubles (promoting int64 to float)
-    /// and its tensor add/sub pass alpha as a double (rejected for integer tensors), so index arithmetic goes through float64,
-    /// exact for |values| &lt; 2^53.
-    /// </summary>
-    public static Tensor IndexAdd(Tensor a, long c) => (a.To(ScalarType.Float64) + c).To(ScalarType.Int64);
+    /// <summary><c>a + c</c> for an int64 index tensor, staying int64 (the binding passes integral scalars to integer tensors as integers).</summary>
+    public static Tensor IndexAdd(Tensor a, long c) => a.Long() + c;
 
     /// <summary>A mask as bool (non-zero = active).</summary>
     public static Tensor BoolMask(Tensor mask) => mask.Dtype == ScalarType.Bool ? mask : mask.Ne(0);

@@ -24,8 +24,8 @@ public static class Masking
         using var scope = Torch.NewScope();
         var b = Guard.BoolMask(bools);
         var t = b.Size(1);
-        var idx = b.LogicalNot().To(ScalarType.Float64) * t + Torch.Arange(t, ScalarType.Float64, b.Device);
-        return idx.Min(1).Values.To(ScalarType.Int64).MoveToOuter();
+        var idx = b.LogicalNot().Long() * t + Torch.Arange(t, ScalarType.Int64, b.Device);
+        return idx.Min(1).Values.MoveToOuter();
     }
 
     /// <summary>
