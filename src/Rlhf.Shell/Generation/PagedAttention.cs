@@ -126,17 +126,23 @@ public sealed class PagedAttentionMetadata : IDisposable
             ng += s.QueryLength;
         }
 
-        // Keys: index = block_table.gather(1, pos / bs) · bs + pos % bs  (REFERENCE, paged attention with plain ops).
+        // Keys: slot = block_table[pos / bs] · bs + pos % bs (REFERENCE: block_table.gather(1, pos / bs) * bs + pos % bs);
+        // padded key positions point at slot 0 and are masked. Mask: key position < context length and ≤ the query's.
         var dev = device ?? Device.Cpu;
-        var bt = Torch.From(table, gCount, maxBlocks);                                            // [G, maxBlocks]
-        var pos = Torch.Arange(maxCtx).Unsqueeze(0).Expand(gCount, maxCtx);                       // [G, maxCtx]
-        g.KeySlots = Keep((bt.Gather(1, pos.Div(bs, "floor")) * bs + pos.Remainder(bs)).View(-1).To(dev));   // [G·maxCtx]
-
-        // Mask: key position < context length and ≤ the query's position.
-        var kpos = Torch.Arange(maxCtx).View(1, 1, maxCtx);                                       // [1, 1, maxCtx]
-        var qpos = (Torch.From(qStart, gCount, 1) + Torch.Arange(maxQ).View(1, maxQ)).Unsqueeze(2); // [G, maxQ, 1]
-        var allowed = kpos.Le(qpos).LogicalAnd(kpos.Lt(Torch.From(ctx, gCount, 1, 1)));           // [G, maxQ, maxCtx]
-        g.Blocked = Keep(allowed.LogicalNot().View(gCount, 1, 1, maxQ, maxCtx).To(dev));                // [G, 1, 1, maxQ, maxCtx]
+        var keySlots = new long[gCount * maxCtx];
+        var blocked = new bool[gCount * maxQ * maxCtx];
+        for (var r = 0; r < gCount; r++)
+        {
+            for (var p = 0; p < ctx[r]; p++) keySlots[r * maxCtx + p] = table[r * maxBlocks + p / bs] * bs + p % bs;
+            for (var j = 0; j < maxQ; j++)
+            {
+                var qp = qStart[r] + j;
+                var row = (r * maxQ + j) * maxCtx;
+                for (var p = 0; p < maxCtx; p++) blocked[row + p] = p > qp || p >= ctx[r];
+            }
+        }
+        g.KeySlots = Keep(Torch.From(keySlots).To(dev));                                                   // [G·maxCtx]
+        g.Blocked = Keep(Torch.From(blocked, gCount, 1, 1, maxQ, maxCtx).To(dev));                          // [G, 1, 1, maxQ, maxCtx]
 
         var wholeBatchInOrder = gCount == seqs.Count;
         if (maxQ == 1 && wholeBatchInOrder)

@@ -129,7 +129,7 @@ public static class Sampler
             // Inverse CDF in float64: token j with cdf[j-1] ≤ u·total < cdf[j] (removed tokens have zero width).
             var cdf = logp.To(ScalarType.Float64).Exp_().Cumsum(-1);                                      // [R, V]
             var target = Torch.From(u, r, 1) * cdf.Narrow(1, v - 1, 1);                                   // [R, 1]
-            sampled = cdf.Le(target).Sum(1, dtype: ScalarType.Int64).Clamp(0, v - 1);                    // [R]
+            sampled = cdf.Le(target).Sum(1, dtype: ScalarType.Int64).Clamp(0, v - 1).Long();                    // [R]
         }
         if (anyGreedy) argmax = processed.Argmax(-1);                                                     // [R]
         if (sampled is not null && argmax is not null)
