@@ -1,0 +1,96 @@
+using Rlhf.Torch;
+
+namespace Rlhf.Core.Models;
+
+using Torch = Rlhf.Torch.Torch;
+
+/// <summary>
+/// Where a block's attention gets its keys and values, and which of them each query may see.
+/// <para>
+/// Every family's block projects its input to q [B, H, T, hd] and the current tokens' k, v [B, KV, T, hd]
+/// (KV ≤ H for grouped-query attention), applies rotary embeddings to q and k at the tokens' positions, and
+/// then calls <see cref="Attend"/>. The block knows nothing else about the cache or the mask: the
+/// implementation decides.
+/// </para>
+/// <list type="bullet">
+/// <item><see cref="CausalAttention"/> (the default, training and scoring): keys are exactly the current
+/// tokens; query t sees keys s ≤ t that are not padding.</item>
+/// <item>A paged KV cache (the generator): <see cref="Attend"/> writes k and v for that layer into
+/// the cache slots of the current tokens (<c>index_copy_</c> at <c>slot = block·bs + offset</c>), gathers each
+/// sequence's cached keys and values through its block table into [B, KV, Tk, hd], builds the mask
+/// "key position ≤ query position and &lt; context length", and calls <see cref="Attention.ScaledDotProduct"/>.</item>
+/// </list>
+/// Implementations may hold state across layers of one forward (the cache) but must not change the weights.
+/// </summary>
+public interface IAttention
+{
+    /// <summary>
+    /// Attention output for layer <paramref name="layer"/>. q [B, H, T, hd] and k, v [B, KV, T, hd] are the current
+    /// tokens' (rotary already applied to q and k); <paramref name="scale"/> multiplies q·kᵀ (1/√hd for every family
+    /// here). Returns [B, H, T, hd] in q's dtype.
+    /// </summary>
+    Tensor Attend(int layer, Tensor q, Tensor k, Tensor v, double scale);
+}
+
+/// <summary>
+/// Plain causal self-attention over the current tokens, optionally with a padding mask [B, T] (1 = real token,
+/// 0 = padding; int64, int32 or bool): query t attends to keys s ≤ t with mask[b, s] = 1. Padding queries
+/// (which see no real key under left padding) get a uniform row instead of NaN, as HF's min-value masking gives;
+/// their outputs are meaningless and callers mask them out.
+/// </summary>
+public sealed class CausalAttention(Tensor? paddingMask = null) : IAttention
+{
+    /// <summary>The padding mask [B, T], or null for none.</summary>
+    public Tensor? PaddingMask { get; } = paddingMask;
+
+    /// <inheritdoc />
+    public Tensor Attend(int layer, Tensor q, Tensor k, Tensor v, double scale)
+    {
+        using var scope = Torch.NewScope();
+        var allowed = Attention.CausalMask(q.Size(2), PaddingMask, q.Device);     // [B|1, 1, T, T]
+        return Attention.ScaledDotProduct(q, k, v, allowed, scale).MoveToOuter();
+    }
+}
+
+/// <summary>Attention building blocks shared by <see cref="CausalAttention"/> and paged implementations.</summary>
+public static class Attention
+{
+    /// <summary>
+    /// Boolean "may attend" mask: [1, 1, T, T] lower-triangular, and with a padding mask [B, T] also
+    /// requiring the key to be a real token: [B, 1, T, T].
+    /// </summary>
+    public static Tensor CausalMask(long t, Tensor? paddingMask, Device? device = null)
+    {
+        using var scope = Torch.NewScope();
+        var causal = Torch.Ones([t, t], ScalarType.Bool, device).Tril().View(1, 1, t, t);     // [1, 1, T, T]
+        if (paddingMask is null) return causal.MoveToOuter();
+        if (paddingMask.Dim != 2 || paddingMask.Size(1) != t)
+            throw new ArgumentException($"padding mask must be [B, {t}]; got [{string.Join(", ", paddingMask.Shape)}]", nameof(paddingMask));
+        var keys = paddingMask.Ne(0).View(paddingMask.Size(0), 1, 1, t);                       // [B, 1, 1, T]
+        return causal.LogicalAnd(keys).MoveToOuter();                                           // [B, 1, T, T]
+    }
+
+    /// <summary>
+    /// softmax(q·kᵀ·scale, masked) · v with grouped-query heads: q [B, H, Tq, hd], k, v [B, KV, Tk, hd] with H a
+    /// multiple of KV (key/value head j serves query heads j·H/KV … (j+1)·H/KV − 1, HF <c>repeat_kv</c>);
+    /// <paramref name="allowed"/> a bool mask broadcastable to [B, H, Tq, Tk] or null. Softmax runs in float32
+    /// (float64 for float64 inputs); masked scores are set to the float minimum, so a fully masked row is uniform.
+    /// Returns [B, H, Tq, hd] in q's dtype.
+    /// </summary>
+    public static Tensor ScaledDotProduct(Tensor q, Tensor k, Tensor v, Tensor? allowed, double scale)
+    {
+        using var scope = Torch.NewScope();
+        long h = q.Size(1), kv = k.Size(1);
+        if (h % kv != 0) throw new ArgumentException($"query heads {h} are not a multiple of key/value heads {kv}");
+        if (kv != h)
+        {
+            k = k.RepeatInterleave(h / kv, 1);                                   // [B, H, Tk, hd]
+            v = v.RepeatInterleave(h / kv, 1);
+        }
+        var work = q.Dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        var scores = q.Matmul(k.Transpose(-2, -1)).Mul(scale).To(work);         // [B, H, Tq, Tk]
+        if (allowed is not null) scores = scores.MaskedFill(allowed.LogicalNot(), work == ScalarType.Float64 ? double.MinValue : float.MinValue);
+        var probs = scores.Softmax(-1).To(q.Dtype);
+        return probs.Matmul(v).MoveToOuter();                                    // [B, H, Tq, hd]
+    }
+}
