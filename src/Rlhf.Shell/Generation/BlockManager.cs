@@ -85,6 +85,27 @@ public sealed class BlockManager
         get { long s = 0; foreach (var st in seqs.Values) s += st.NumTokens; return s; }
     }
 
+    /// <summary>
+    /// Physical token slots holding a token: over the blocks in use, each counted once however many sequences share
+    /// it. <c>FilledSlots / (NumUsedBlocks · BlockSize)</c> is the KV memory utilisation.
+    /// </summary>
+    public long FilledSlots()
+    {
+        filled ??= new int[NumBlocks];
+        Array.Clear(filled);
+        foreach (var st in seqs.Values)
+            for (var j = 0; j < st.Table.Count; j++)
+            {
+                var n = Math.Min(BlockSize, st.NumTokens - j * BlockSize);
+                if (n > filled[st.Table[j]]) filled[st.Table[j]] = n;
+            }
+        long sum = 0;
+        foreach (var n in filled) sum += n;
+        return sum;
+    }
+
+    private int[]? filled;
+
     /// <summary>Blocks needed to hold <paramref name="numTokens"/> tokens.</summary>
     public int BlocksFor(int numTokens) => (numTokens + BlockSize - 1) / BlockSize;
 
