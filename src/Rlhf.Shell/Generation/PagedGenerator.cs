@@ -60,6 +60,12 @@ public sealed class GeneratorStats
     public double MeanKvUtilization => UtilizationSteps == 0 ? 0 : UtilizationSum / UtilizationSteps;
     /// <summary>Most blocks in use at once.</summary>
     public int PeakBlocksUsed { get; internal set; }
+    /// <summary>Wall seconds spent scheduling (block manager and queues).</summary>
+    public double ScheduleSeconds { get; internal set; }
+    /// <summary>Wall seconds in the model forward (index building, K/V writes, attention, logits).</summary>
+    public double ForwardSeconds { get; internal set; }
+    /// <summary>Wall seconds sampling and appending.</summary>
+    public double SampleSeconds { get; internal set; }
 }
 
 /// <summary>
@@ -166,6 +172,7 @@ public sealed class PagedGenerator : IDisposable
     public IReadOnlyList<RequestOutput> Step()
     {
         var finished = new List<RequestOutput>();
+        var t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         var sched = scheduler.Schedule();
         Stats.Preemptions += sched.Preempted.Count;
         if (sched.IsEmpty) return finished;
@@ -174,7 +181,9 @@ public sealed class PagedGenerator : IDisposable
         cache.CopyBlocks(sched.Copies);
 
         using var scope = Torch.NewScope();
+        var t1 = System.Diagnostics.Stopwatch.GetTimestamp();
         var logits = runner.Execute(sched.Seqs, blocks);                                 // [S, V]
+        var t2 = System.Diagnostics.Stopwatch.GetTimestamp();
 
         // Rows to sample: one per sequence, or n for a prompt sampled for the first time (then forked).
         var rows = new List<SampleRow>(sched.Seqs.Count);
@@ -234,6 +243,10 @@ public sealed class PagedGenerator : IDisposable
             if (g.IsFinished && groups.Remove(g.RequestId)) finished.Add(ToOutput(g));
         }
         scheduler.RemoveFinished();
+        var t3 = System.Diagnostics.Stopwatch.GetTimestamp();
+        Stats.ScheduleSeconds += (t1 - t0) / (double)System.Diagnostics.Stopwatch.Frequency;
+        Stats.ForwardSeconds += (t2 - t1) / (double)System.Diagnostics.Stopwatch.Frequency;
+        Stats.SampleSeconds += (t3 - t2) / (double)System.Diagnostics.Stopwatch.Frequency;
         return finished;
     }
 
