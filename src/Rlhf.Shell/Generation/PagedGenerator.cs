@@ -142,6 +142,7 @@ public sealed class PagedGenerator : IDisposable
     {
         p.Validate();
         if (prompt.Count == 0) throw new ArgumentException("prompt is empty", nameof(prompt));
+        if (p.N > Settings.MaxNumSeqs) throw new ArgumentException($"n = {p.N} exceeds max_num_seqs = {Settings.MaxNumSeqs}: the request could never run", nameof(p));
         var c = runner.Weights.Config;
         foreach (var t in prompt)
             if (t < 0 || t >= c.VocabSize) throw new ArgumentException($"token {t} is outside the vocabulary [0, {c.VocabSize})", nameof(prompt));

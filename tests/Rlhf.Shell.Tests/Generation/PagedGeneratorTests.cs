@@ -270,5 +270,6 @@ public class PagedGeneratorTests
         Assert.Throws<ArgumentException>(() => g.AddRequest([Vocab], new SamplingParams()));
         Assert.Throws<ArgumentException>(() => g.AddRequest([1], new SamplingParams(TopP: 0)));
         Assert.Throws<InvalidOperationException>(() => g.AddRequest(new int[60], new SamplingParams()));   // 15 blocks > 10
+        Assert.Throws<ArgumentException>(() => g.AddRequest([1], new SamplingParams(N: 300)));             // n > max_num_seqs
     }
 }
