@@ -11,7 +11,7 @@ using Torch = Rlhf.Torch.Torch;
 /// The <c>generation</c> suite: tokens/s of the paged generator against the static-batch baseline on an RLHF-shaped
 /// workload (64 prompts of 32–96 tokens, n = 4, up to 128 new tokens, stop tokens ending completions at varied
 /// lengths) on a ~20M-parameter llama, and KV memory utilisation (used token slots / allocated) of both.
-/// Options: --prompts N, --n N, --max-tokens N, --kv-mb N, --block-size N, --skip-static, --threads N.
+/// Options: --prompts N, --n N, --max-tokens N, --kv-mb N, --block-size N, --skip-static, --threads N (default 1; 0 keeps libtorch's default).
 /// </summary>
 public static class GenerationBench
 {
@@ -24,7 +24,7 @@ public static class GenerationBench
         var maxTokens = Opt("--max-tokens", 128);
         var kvMb = Opt("--kv-mb", 256);
         var blockSize = Opt("--block-size", 16);
-        var threads = Opt("--threads", 0);
+        var threads = Opt("--threads", 1);   // one intra-op thread: on a shared 2-core machine OpenMP spinning costs ~5× CPU
         if (threads > 0) Torch.NumThreads = threads;
         var skipStatic = args.Contains("--skip-static");
 

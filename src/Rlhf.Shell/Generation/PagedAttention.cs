@@ -82,7 +82,7 @@ public sealed class PagedAttentionMetadata : IDisposable
             var prefill = new List<int>();
             for (var i = 0; i < seqs.Count; i++) (seqs[i].QueryLength == 1 ? decode : prefill).Add(i);
             foreach (var members in new[] { decode, prefill })
-                if (members.Count > 0) Groups.Add(BuildGroup(seqs, starts, members, n, blockSize, device));
+                if (members.Count > 0) Groups.Add(BuildGroup(seqs, starts, members, blockSize, device));
         }
         catch
         {
@@ -97,7 +97,7 @@ public sealed class PagedAttentionMetadata : IDisposable
         return t;
     }
 
-    private Group BuildGroup(IReadOnlyList<AttentionSeq> seqs, int[] starts, List<int> members, int n, int bs, Device? device)
+    private Group BuildGroup(IReadOnlyList<AttentionSeq> seqs, int[] starts, List<int> members, int bs, Device? device)
     {
         var g = new Group { G = members.Count };
         int maxQ = 0, maxCtx = 0, maxBlocks = 0;
