@@ -140,6 +140,7 @@ public sealed record ModelConfig
         Family = ModelFamily.Gpt2, VocabSize = vocabSize, HiddenSize = hiddenSize, IntermediateSize = intermediateSize ?? 4 * hiddenSize,
         NumHiddenLayers = layers, NumAttentionHeads = heads, MaxPositionEmbeddings = positions, HiddenAct = "gelu_new",
         TieWordEmbeddings = true, AttentionBias = true, MlpBias = true, RotaryPct = 0,
+        BosTokenId = vocabSize > 50256 ? 50256 : null, EosTokenId = vocabSize > 50256 ? 50256 : null,
     };
 
     /// <summary>Every inconsistency in this config (empty when valid), so callers can report all at once.</summary>

@@ -13,10 +13,16 @@ using Torch = Rlhf.Torch.Torch;
 /// lengths) on a ~20M-parameter llama, and KV memory utilisation (used token slots / allocated) of both.
 /// Options: --prompts N, --n N, --max-tokens N, --kv-mb N, --block-size N, --skip-static, --threads N (default 1; 0 keeps libtorch's default).
 /// </summary>
-public static class GenerationBench
+public sealed class GenerationBench : IBenchSuite
 {
-    /// <summary>Runs the suite; returns the process exit code.</summary>
-    public static int Run(string[] args)
+    /// <inheritdoc />
+    public string Name => "generation";
+
+    /// <inheritdoc />
+    public string Description => "paged generator vs static batching: tokens/s and KV utilisation on an RLHF rollout workload";
+
+    /// <inheritdoc />
+    public int Run(string[] args)
     {
         int Opt(string name, int dflt) { var i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1]) : dflt; }
         var numPrompts = Opt("--prompts", 64);

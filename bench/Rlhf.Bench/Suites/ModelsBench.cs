@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using Rlhf.Core.Models;
+using Rlhf.Torch;
+
+namespace Rlhf.Bench.Suites;
+
+using Torch = Rlhf.Torch.Torch;
+
+/// <summary>
+/// Forward and forward+backward throughput of llama-family models on CPU (float32, sequence 256), in tokens/s
+/// and achieved GFLOP/s, against the machine's measured float32 matmul peak (1024³).
+/// FLOPs per token: forward 2N + 4·L·T·D (attention scores and weighted sum, full square), forward+backward
+/// 3× that, where N counts matmul parameters (everything but the embedding lookup).
+/// Times are the fastest step after warm-up (as for the matmul peak), so other load on a shared machine
+/// inflates them less; "cpu" is the process CPU time over wall time × threads during the timed steps.
+/// Args: [--quick] (shorter runs), [--batch B] (default 4).
+/// </summary>
+public sealed class ModelsBench : IBenchSuite
+{
+    /// <inheritdoc />
+    public string Name => "models";
+
+    /// <inheritdoc />
+    public string Description => "llama ~3M and ~20M: fwd and fwd+bwd tokens/s and GFLOP/s vs matmul peak (CPU, T=256)";
+
+    private sealed record Case(string Label, ModelConfig Config);
+
+    /// <inheritdoc />
+    public int Run(string[] args)
+    {
+        var quick = args.Contains("--quick");
+        var batch = args.SkipWhile(a => a != "--batch").Skip(1).Select(int.Parse).FirstOrDefault(4);
+        const int T = 256;
+        var seconds = quick ? 1.0 : 4.0;
+        Console.WriteLine($"libtorch {Torch.Version}, {Torch.NumThreads} intra-op threads, {Environment.ProcessorCount} logical CPUs; batch {batch} × seq {T}, float32");
+        var peak = MatmulPeak(seconds);
+        Console.WriteLine($"matmul peak (1024³ float32): {peak:F1} GFLOP/s");
+        Console.WriteLine();
+        Case[] cases =
+        [
+            new("llama-3M", ModelConfig.Llama(1024, 256, 512, 4, 4) with { MaxPositionEmbeddings = T }),
+            new("llama-20M", ModelConfig.Llama(2048, 512, 1376, 6, 8) with { MaxPositionEmbeddings = T }),
+        ];
+        var rows = new List<string[]> { new[] { "model", "params", "matmul N", "mode", "ms/step", "tokens/s", "GFLOP/s", "% peak", "cpu" } };
+        foreach (var c in cases)
+        {
+            using var w = ModelInit.Random(c.Config, 0);
+            var total = w.ParameterCount;
+            var n = total - w[WeightNames.Embedding(c.Config)].NumEl;
+            var tokens = (double)batch * T;
+            var fwdFlopsPerToken = 2.0 * n + 4.0 * c.Config.NumHiddenLayers * T * c.Config.HiddenSize;
+            foreach (var mode in new[] { "fwd", "fwd+bwd" })
+            {
+                var backward = mode == "fwd+bwd";
+                var (sec, util) = TimeStep(w, batch, T, backward, seconds);
+                var flops = (backward ? 3 : 1) * fwdFlopsPerToken * tokens;
+                var gflops = flops / sec / 1e9;
+                rows.Add([c.Label, $"{total / 1e6:F2}M", $"{n / 1e6:F2}M", mode, $"{sec * 1e3:F1}", $"{tokens / sec:F0}", $"{gflops:F1}", $"{100 * gflops / peak:F0}%", $"{100 * util:F0}%"]);
+            }
+        }
+        PrintTable(rows);
+        return 0;
+    }
+
+    private static double MatmulPeak(double seconds)
+    {
+        using var scope = Torch.NewScope();
+        using var g = new Generator(0);
+        var a = Torch.Randn([1024, 1024], g);
+        var b = Torch.Randn([1024, 1024], g);
+        for (var i = 0; i < 3; i++) a.Mm(b).Dispose();
+        var best = double.MaxValue;
+        var sw = Stopwatch.StartNew();
+        var iters = 0;
+        while (sw.Elapsed.TotalSeconds < seconds / 2 || iters < 5)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            a.Mm(b).Dispose();
+            best = Math.Min(best, Stopwatch.GetElapsedTime(t0).TotalSeconds);
+            iters++;
+        }
+        return 2.0 * 1024 * 1024 * 1024 / best / 1e9;
+    }
+
+    /// <summary>Fastest step in seconds (after two warm-up steps; at least three steps and <paramref name="seconds"/>) and CPU utilisation.</summary>
+    private static (double Seconds, double Utilisation) TimeStep(ModelWeights w, int batch, int t, bool backward, double seconds)
+    {
+        using var g = new Generator(1);
+        foreach (var p in w.Tensors.Values) p.RequiresGrad_(backward);
+        void Step()
+        {
+            using var scope = Torch.NewScope();
+            var ids = Torch.Randint(0, w.Config.VocabSize, [batch, t], g);
+            if (!backward)
+            {
+                using (Torch.NoGrad()) Transformer.Forward(w, ids);
+                return;
+            }
+            var logits = Transformer.Forward(w, ids);
+            var loss = Functional.CrossEntropy(logits.Reshape(-1, w.Config.VocabSize), ids.Reshape(-1));
+            loss.Backward();
+            foreach (var p in w.Tensors.Values) p.ZeroGrad();
+        }
+        Step(); Step();
+        var sw = Stopwatch.StartNew();
+        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+        var steps = 0;
+        var best = double.MaxValue;
+        while (steps < 3 || sw.Elapsed.TotalSeconds < seconds)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            Step();
+            best = Math.Min(best, Stopwatch.GetElapsedTime(t0).TotalSeconds);
+            steps++;
+        }
+        var util = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds / (sw.Elapsed.TotalSeconds * Torch.NumThreads);
+        foreach (var p in w.Tensors.Values) p.RequiresGrad_(false);
+        return (best, util);
+    }
+
+    private static void PrintTable(List<string[]> rows)
+    {
+        var widths = Enumerable.Range(0, rows[0].Length).Select(i => rows.Max(r => r[i].Length)).ToArray();
+        for (var r = 0; r < rows.Count; r++)
+        {
+            Console.WriteLine(string.Join("  ", rows[r].Select((cell, i) => i < 1 || r == 0 && i == 3 || i == 3 ? cell.PadRight(widths[i]) : cell.PadLeft(widths[i]))));
+            if (r == 0) Console.WriteLine(string.Join("  ", widths.Select(wd => new string('-', wd))));
+        }
+    }
+}

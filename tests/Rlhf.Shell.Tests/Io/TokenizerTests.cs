@@ -1,0 +1,185 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using FsCheck;
+using FsCheck.Fluent;
+using Rlhf.Shell.Io;
+using Rlhf.Shell.Io.Tokenizers;
+
+namespace Rlhf.Shell.Tests.Io;
+
+public class TokenizerTests
+{
+    /// <summary>Byte b's character gets id b; merges get ids 256, 257, … in order.</summary>
+    private static string TokenizerJson(string[] merges, string preTokenizer = "gpt2", bool pairMerges = false, bool ignoreMerges = false,
+        bool nfc = false, (int Id, string Content, bool Special)[]? added = null)
+    {
+        var vocab = new JsonObject();
+        for (var b = 0; b < 256; b++) vocab[ByteLevel.ByteToChar[b].ToString()] = b;
+        var next = 256;
+        foreach (var m in merges)
+        {
+            var merged = m.Replace(" ", "");
+            if (!vocab.ContainsKey(merged)) vocab[merged] = next++;
+        }
+        var mergeArray = new JsonArray(merges.Select(m => pairMerges ? (JsonNode)new JsonArray(m.Split(' ')[0], m.Split(' ')[1]) : JsonValue.Create(m)!).ToArray());
+        JsonNode pre = preTokenizer == "gpt2"
+            ? new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = true }
+            : new JsonObject
+            {
+                ["type"] = "Sequence",
+                ["pretokenizers"] = new JsonArray(
+                    new JsonObject { ["type"] = "Split", ["pattern"] = new JsonObject { ["Regex"] = PreTokenizerPatterns.ByName(preTokenizer) }, ["behavior"] = "Isolated", ["invert"] = false },
+                    new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = false, ["use_regex"] = false }),
+            };
+        var root = new JsonObject
+        {
+            ["version"] = "1.0",
+            ["added_tokens"] = new JsonArray((added ?? []).Select(a => (JsonNode)new JsonObject
+            {
+                ["id"] = a.Id, ["content"] = a.Content, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false, ["normalized"] = false, ["special"] = a.Special,
+            }).ToArray()),
+            ["normalizer"] = nfc ? new JsonObject { ["type"] = "NFC" } : null,
+            ["pre_tokenizer"] = pre,
+            ["decoder"] = new JsonObject { ["type"] = "ByteLevel" },
+            ["model"] = new JsonObject
+            {
+                ["type"] = "BPE", ["dropout"] = null, ["unk_token"] = null, ["continuing_subword_prefix"] = null, ["end_of_word_suffix"] = null,
+                ["fuse_unk"] = false, ["byte_fallback"] = false, ["ignore_merges"] = ignoreMerges, ["vocab"] = vocab, ["merges"] = mergeArray,
+            },
+        };
+        return root.ToJsonString();
+    }
+
+    private static readonly string[] HelloMerges = ["h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or"];
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Merges_apply_by_rank_in_either_serialisation(bool pairMerges)
+    {
+        var tok = ByteLevelBpeTokenizer.FromJson(TokenizerJson(HelloMerges, pairMerges: pairMerges));
+        // "hello" → h e l l o → he l l o → he ll o → hell o → hello (259); " world" → Ġw o r l d → Ġw or l d → Ġwor l d
+        Assert.Equal(new[] { 259, 262, 'l', 'd' }, tok.Encode("hello world"));
+        Assert.Equal("hello world", tok.Decode(tok.Encode("hello world")));
+    }
+
+    [Fact]
+    public void Lowest_rank_wins_and_ties_go_left()
+    {
+        var tok = ByteLevelBpeTokenizer.FromJson(TokenizerJson(["b c", "a b", "a a"]));
+        Assert.Equal(new[] { 'a', 256 }, tok.Encode("abc"));          // "b c" (rank 0) beats "a b" (rank 1)
+        Assert.Equal(new[] { 258, 'a' }, tok.Encode("aaa"));          // leftmost "a a" first
+        Assert.Equal(new[] { 258, 258 }, tok.Encode("aaaa"));
+    }
+
+    [Fact]
+    public void Ignore_merges_emits_a_whole_pretoken_found_in_the_vocabulary()
+    {
+        // "hello" is reachable only through "hell o"; with ignore_merges a vocabulary hit needs no merges at all.
+        var merges = new[] { "h e", "l l", "he ll", "hell o", "x y" };
+        var json = JsonNode.Parse(TokenizerJson(merges, ignoreMerges: true))!;
+        json["model"]!["vocab"]!["zzz"] = 400;
+        var tok = ByteLevelBpeTokenizer.FromJson(json.ToJsonString());
+        Assert.Equal(new[] { 400 }, tok.Encode("zzz"));
+        var plain = JsonNode.Parse(TokenizerJson(merges))!;
+        plain["model"]!["vocab"]!["zzz"] = 400;
+        Assert.Equal(new int[] { 'z', 'z', 'z' }, ByteLevelBpeTokenizer.FromJson(plain.ToJsonString()).Encode("zzz"));
+    }
+
+    [Fact]
+    public void Gpt2_pretokenizer_by_hand()
+    {
+        var tok = ByteLevelBpeTokenizer.FromJson(TokenizerJson([]));
+        Assert.Equal(["Hello", " world", "'s", " ", " 123", " 4567", "\n\n ", " x", "!!"], tok.PreTokenize("Hello world's  123 4567\n\n  x!!"));
+        Assert.Equal(["I", "'", "M", " naïve", " café"], tok.PreTokenize("I'M naïve café"));
+        Assert.Equal(["hi", "😀😀", " there", "😀", "abc"], tok.PreTokenize("hi😀😀 there😀abc"));
+        Assert.Equal(["\t ", " tab", "\r\n"], tok.PreTokenize("\t  tab\r\n"));
+    }
+
+    [Fact]
+    public void Llama3_pretokenizer_by_hand()
+    {
+        var tok = ByteLevelBpeTokenizer.FromJson(TokenizerJson([], "llama3"));
+        Assert.Equal(["Hello", " world", "'s", " ", " ", "123", " ", "456", "7", "\n\n", " ", " x", "!!"], tok.PreTokenize("Hello world's  123 4567\n\n  x!!"));
+        Assert.Equal(["I", "'M", " naïve", " café"], tok.PreTokenize("I'M naïve café"));
+        Assert.Equal(["hi", "😀😀", " there", "😀abc"], tok.PreTokenize("hi😀😀 there😀abc"));     // the emoji joins the word, as in HF
+        Assert.Equal(["x", ";\n\n", "y"], tok.PreTokenize("x;\n\ny"));
+    }
+
+    [Fact]
+    public void Qwen2_pretokenizer_splits_single_digits_and_normalises_nfc()
+    {
+        var tok = ByteLevelBpeTokenizer.FromJson(TokenizerJson([], "qwen2", nfc: true));
+        Assert.Equal(["Hello", " world", "'s", " ", " ", "1", "2", "3", " ", "4", "5", "6", "7", "\n\n", " ", " x", "!!"], tok.PreTokenize("Hello world's  123 4567\n\n  x!!"));
+        var composed = "caf\u00e9";
+        var decomposed = "cafe\u0301";
+        Assert.Equal(tok.Encode(composed), tok.Encode(decomposed));
+        Assert.Equal(composed, tok.Decode(tok.Encode(decomposed)));
+        var noNfc = ByteLevelBpeTokenizer.FromJson(TokenizerJson([], "qwen2"));
+        Assert.NotEqual(noNfc.Encode(composed), noNfc.Encode(decomposed));
+    }
+
+    [Fact]
+    public void Added_and_special_tokens_are_split_out_first()
+    {
+        var tok = ByteLevelBpeTokenizer.FromJson(TokenizerJson(HelloMerges, "llama3",
+            added: [(300, "<|begin_of_text|>", true), (301, "<|eot_id|>", true), (302, "<|eot_id|>x", false)]));
+        Assert.Equal(300, tok.BosId);
+        Assert.Equal(new[] { 300, 259, 301, '!' }, tok.Encode("<|begin_of_text|>hello<|eot_id|>!"));
+        Assert.Equal(new[] { 302 }, tok.Encode("<|eot_id|>x"));            // longest match wins
+        var ids = tok.Encode("<|begin_of_text|>hello<|eot_id|>!");
+        Assert.Equal("<|begin_of_text|>hello<|eot_id|>!", tok.Decode(ids));
+        Assert.Equal("hello!", tok.Decode(ids, skipSpecialTokens: true));
+        Assert.Equal(303, tok.VocabSize);
+    }
+
+    [Fact]
+    public void Malformed_tokenizer_json_names_the_file()
+    {
+        var ex = Assert.Throws<HfFormatException>(() => ByteLevelBpeTokenizer.FromJson(TokenizerJson(["q z"]).Replace("\"qz\"", "\"qq\""), "/t/tokenizer.json"));
+        Assert.StartsWith("/t/tokenizer.json", ex.Message);
+        Assert.Contains("'qz'", ex.Message);
+        var wp = JsonNode.Parse(TokenizerJson([]))!;
+        wp["model"]!["type"] = "WordPiece";
+        Assert.Contains("not BPE", Assert.Throws<HfFormatException>(() => ByteLevelBpeTokenizer.FromJson(wp.ToJsonString())).Message);
+    }
+
+    private static readonly Gen<string> Texts =
+        Gen.ArrayOf(Gen.OneOf(
+                Gen.Choose(0x20, 0x7e), Gen.Elements(0x09, 0x0a, 0x0d, 0x20, 0x20, 0x3000, 0x00a0, 0x0085),
+                Gen.Choose(0x30, 0x39), Gen.Choose(0xa1, 0x24f), Gen.Choose(0x4e00, 0x4eff), Gen.Choose(0x0300, 0x036f),
+                Gen.Choose(0x1f600, 0x1f64f), Gen.Choose(0x10000, 0x10ffff).Where(c => c is < 0xd800 or > 0xdfff), Gen.Choose(0, 0x1f)))
+            .Select(cps => string.Concat(cps.Select(char.ConvertFromUtf32)));
+
+    [Theory]
+    [InlineData("gpt2")]
+    [InlineData("llama3")]
+    [InlineData("qwen2")]
+    public void Encode_then_decode_is_the_identity_on_any_text(string pre)
+    {
+        var nfc = pre == "qwen2";
+        var tok = ByteLevelBpeTokenizer.FromJson(TokenizerJson(HelloMerges.Concat(["Ġ Ġ", "Ċ Ċ", "1 2", "ä ¸"]).ToArray(), pre, nfc: nfc,
+            added: [(400, "<|endoftext|>", true)]));
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(150).WithQuietOnSuccess(true), Prop.ForAll(Arb.From(Texts), text =>
+        {
+            var input = nfc ? text.Normalize(NormalizationForm.FormC) : text;
+            Assert.Equal(input, tok.Decode(tok.Encode(input)));
+            var withSpecial = input + "<|endoftext|>" + input;
+            Assert.Equal(withSpecial, tok.Decode(tok.Encode(withSpecial)));
+        }));
+    }
+
+    [Fact]
+    public void Byte_tokenizer_round_trips_and_names_specials()
+    {
+        var tok = new ByteTokenizer();
+        Assert.Equal(259, tok.VocabSize);
+        Assert.Equal(new[] { 104, 195, 169 }, tok.Encode("hé"));
+        int[] ids = [ByteTokenizer.Bos, 104, 195, 169, ByteTokenizer.Eos, ByteTokenizer.Pad];
+        Assert.Equal("<bos>hé<eos><pad>", tok.Decode(ids));
+        Assert.Equal("hé", tok.Decode(ids, skipSpecialTokens: true));
+        Assert.Throws<ArgumentOutOfRangeException>(() => tok.Decode([259]));
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(100).WithQuietOnSuccess(true),
+            Prop.ForAll(Arb.From(Texts), t => tok.Decode(tok.Encode(t)) == t));
+    }
+}
