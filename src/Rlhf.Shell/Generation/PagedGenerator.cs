@@ -23,7 +23,17 @@ public sealed record GeneratorSettings(
     bool EnablePrefixCaching = false,
     double Watermark = 0.01,
     int? NumBlocks = null,
-    ScalarType? KvDtype = null);
+    ScalarType? KvDtype = null)
+{
+    /// <summary>The generator settings of a config's <c>generation</c> section (kv_cache_memory_mb, block_size, num_blocks, scheduler budgets).</summary>
+    public static GeneratorSettings FromConfig(Rlhf.Settings.GenerationSettings g) => new(
+        KvCacheBytes: (g.KvCacheMemoryMb ?? 256) << 20,
+        BlockSize: checked((int)g.BlockSize),
+        MaxNumBatchedTokens: checked((int)g.MaxNumBatchedTokens),
+        MaxNumSeqs: checked((int)g.MaxNumSeqs),
+        EnablePrefixCaching: g.EnablePrefixCaching,
+        NumBlocks: g.NumBlocks is long n ? checked((int)n) : null);
+}
 
 /// <summary>One finished completion.</summary>
 /// <param name="Index">Which of the request's n completions.</param>

@@ -27,6 +27,18 @@ public sealed record SamplingParams(
     /// <summary>Temperatures below this are greedy (vLLM's <c>_SAMPLING_EPS</c>).</summary>
     public const double GreedyTemperature = 1e-5;
 
+    /// <summary>The sampling of a config's <c>generation</c> section (after the loader filled n and temperature from the algorithm's defaults).</summary>
+    public static SamplingParams FromConfig(Rlhf.Settings.GenerationSettings g) => new(
+        N: checked((int)(g.N ?? 1)),
+        Temperature: g.Temperature ?? 1.0,
+        TopK: checked((int)g.TopK),
+        TopP: g.TopP,
+        MinP: g.MinP,
+        MaxTokens: checked((int)g.MaxNewTokens),
+        MinTokens: checked((int)g.MinNewTokens),
+        StopTokenIds: g.StopTokenIds.Select(t => checked((int)t)).ToArray(),
+        Seed: g.Seed);
+
     /// <summary>True when sampling is argmax.</summary>
     public bool IsGreedy => Temperature < GreedyTemperature;
 

@@ -6,7 +6,7 @@ namespace Rlhf.Shell.Tests.Generation;
 
 public class BlockManagerTests
 {
-    private static readonly Config Cfg = Config.QuickThrowOnFailure.WithMaxTest(150).WithQuietOnSuccess(true);
+    private static readonly FsCheck.Config Cfg = FsCheck.Config.QuickThrowOnFailure.WithMaxTest(150).WithQuietOnSuccess(true);
 
     /// <summary>An operation: kind (0 allocate, 1 fork, 2 append, 3 free, 4 reset prefix cache) and two choice numbers.</summary>
     private static readonly Gen<(int Kind, int A, int B)> Op =

@@ -37,7 +37,7 @@ public class PagedAttentionTests
     /// </summary>
     [Fact]
     public void Paged_attention_equals_plain_causal_attention_for_mixed_prefill_and_decode() =>
-        Check.One(Config.QuickThrowOnFailure.WithMaxTest(40).WithQuietOnSuccess(true), Prop.ForAll(Arb.From(Cases), c =>
+        Check.One(FsCheck.Config.QuickThrowOnFailure.WithMaxTest(40).WithQuietOnSuccess(true), Prop.ForAll(Arb.From(Cases), c =>
         {
             using var scope = Torch.NewScope();
             var rng = new Random(c.Seed);

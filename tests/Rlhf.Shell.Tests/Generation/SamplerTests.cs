@@ -109,7 +109,7 @@ public class SamplerTests
     /// </summary>
     [Fact]
     public void Seeded_samples_do_not_depend_on_the_rest_of_the_batch() =>
-        Check.One(Config.QuickThrowOnFailure.WithMaxTest(60).WithQuietOnSuccess(true), Prop.ForAll(
+        Check.One(FsCheck.Config.QuickThrowOnFailure.WithMaxTest(60).WithQuietOnSuccess(true), Prop.ForAll(
             Arb.From(from seed in Gen.Choose(0, 1_000_000) from others in Gen.Choose(0, 6) from at in Gen.Choose(0, 6) select (seed, others, at)),
             c =>
             {
