@@ -37,13 +37,16 @@ public sealed partial class Tensor : IDisposable
         if (rc != 0) ThrowLastError();
     }
 
-    internal static void ThrowLastError()
+    internal static void ThrowLastError() => throw new TorchException(TakeError() ?? "libtorch call failed without a message");
+
+    /// <summary>The shim's last error message on this thread (null when none), which taking clears.</summary>
+    internal static string? TakeError()
     {
         var p = N.rt_take_error();
-        if (p == IntPtr.Zero) throw new TorchException("libtorch call failed without a message");
+        if (p == IntPtr.Zero) return null;
         var msg = Marshal.PtrToStringUTF8(p) ?? "";
         N.rt_free_string(p);
-        throw new TorchException(msg);
+        return msg;
     }
 
     internal static string TakeString(IntPtr p)

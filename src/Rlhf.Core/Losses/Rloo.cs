@@ -13,25 +13,6 @@ using Torch = Rlhf.Torch.Torch;
 /// <param name="ClipRangeHigh">ε_high (current TRL); null = ε.</param>
 public sealed record RlooSettings(double ClipRange = 0.2, double KlCoef = 0.05, bool NormalizeAdvantages = false, double? ClipRangeHigh = null);
 
-/// <summary>Stats of one RLOO micro-batch, under TRL RLOOTrainer's names.</summary>
-/// <param name="ApproxKl"><c>policy/approxkl_avg</c>: mean of ½(Σlp − Σlp_old)².</param>
-/// <param name="ClipFrac"><c>policy/clipfrac_avg</c>.</param>
-/// <param name="Loss"><c>loss/policy_avg</c>.</param>
-/// <param name="Ratio"><c>val/ratio</c>: mean sequence ratio.</param>
-/// <param name="RatioVar"><c>val/ratio_var</c>: variance of the sequence ratios (Bessel; 0 for one row).</param>
-public sealed record RlooStats(double ApproxKl, double ClipFrac, double Loss, double Ratio, double RatioVar) : IStats
-{
-    /// <inheritdoc />
-    public IReadOnlyDictionary<string, double> ToMetrics() => new Dictionary<string, double>
-    {
-        ["policy/approxkl_avg"] = ApproxKl,
-        ["policy/clipfrac_avg"] = ClipFrac,
-        ["loss/policy_avg"] = Loss,
-        ["val/ratio"] = Ratio,
-        ["val/ratio_var"] = RatioVar,
-    };
-}
-
 /// <summary>REINFORCE leave-one-out (Ahmadian et al. 2024, arXiv 2402.14740) as async_rlhf / TRL RLOOTrainer computes it.</summary>
 public static class Rloo
 {
@@ -64,7 +45,7 @@ public static class Rloo
     /// <c>loss = mean(max(−A ρ, −A clip(ρ, 1 − ε, 1 + ε)))</c>.
     /// logprobs [B, T] (with grad), oldLogprobs [B, T], advantages [B], mask [B, T] → (scalar, stats).
     /// </summary>
-    public static (Tensor Loss, RlooStats Stats) Loss(Tensor logprobs, Tensor oldLogprobs, Tensor advantages, Tensor mask, RlooSettings settings)
+    public static (Tensor Loss, PolicyLossStats Stats) Loss(Tensor logprobs, Tensor oldLogprobs, Tensor advantages, Tensor mask, RlooSettings settings)
     {
         Guard.Rank(logprobs, 2, nameof(logprobs));
         Guard.SameShape(logprobs, nameof(logprobs), oldLogprobs, nameof(oldLogprobs));
@@ -75,13 +56,13 @@ public static class Rloo
         var ratio = diff.Exp();
         var hi = settings.ClipRangeHigh ?? settings.ClipRange;
         var loss = Ppo.ClippedSurrogate(ratio, advantages, settings.ClipRange, hi).Mean();
-        RlooStats stats;
+        PolicyLossStats stats;
         using (Torch.NoGrad())
         {
             var l1 = -advantages * ratio;
             var l2 = -advantages * ratio.Clamp(1 - settings.ClipRange, 1 + hi);
             var ratioVar = ratio.Size(0) > 1 ? StatsMath.D(ratio.Var()) : 0.0;
-            stats = new RlooStats(StatsMath.D((diff.Square() * 0.5).Mean()), StatsMath.D(l2.Gt(l1).To(ratio.Dtype).Mean()),
+            stats = new PolicyLossStats(StatsMath.D((diff.Square() * 0.5).Mean()), StatsMath.D(l2.Gt(l1).To(ratio.Dtype).Mean()),
                 StatsMath.D(loss), StatsMath.D(ratio.Mean()), ratioVar);
         }
         return (loss.MoveToOuter(), stats);

@@ -79,14 +79,7 @@ internal static class Dist
         if (rc != 0) Throw();
     }
 
-    internal static void Throw()
-    {
-        var p = N.rt_take_error();
-        if (p == IntPtr.Zero) throw new DistributedException("c10d call failed without a message");
-        var msg = Marshal.PtrToStringUTF8(p) ?? "";
-        N.rt_free_string(p);
-        throw new DistributedException(msg);
-    }
+    internal static void Throw() => throw new DistributedException(Tensor.TakeError() ?? "c10d call failed without a message");
 }
 
 /// <summary>A failed collective, rendezvous or store operation; the message names the rank and the operation.</summary>
