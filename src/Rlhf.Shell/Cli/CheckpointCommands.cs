@@ -35,6 +35,6 @@ public static class CheckpointCommands
             Console.WriteLine($"wrote {weights.Count} tensors ({weights.Sum(w => w.Value.NumEl):N0} elements, {st}) to {r.GetValue(output)}");
             return 0;
         });
-        return new Command("checkpoint", "sharded checkpoint tools") { consolidate };
+        return new Command("checkpoint", "Sharded checkpoint tools (consolidate into a Hugging Face directory).") { consolidate };
     }
 }

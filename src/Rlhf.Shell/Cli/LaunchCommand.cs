@@ -16,7 +16,7 @@ public static class LaunchCommand
         var port = new Option<int?>("--master-port") { Description = "rendezvous port (default: MASTER_PORT or 29500)" };
         var noPrefix = new Option<bool>("--no-prefix") { Description = "do not prefix worker output with [rank r]" };
         var command = new Argument<string[]>("command") { Description = "worker command after --; 'rlhf' stands for this executable", Arity = ArgumentArity.OneOrMore };
-        var cmd = new Command("launch", "start N workers per node with the torchrun environment; stop all when one fails")
+        var cmd = new Command("launch", "Start N workers per node with the torchrun environment; stop them all when one fails.")
         {
             nproc, nnodes, nodeRank, addr, port, noPrefix, command,
         };
