@@ -71,7 +71,7 @@ public sealed record OptimizerSettings
     public double WeightDecay { get; init; } = 0.01;
 }
 
-/// <summary>DeepSpeed's <c>scheduler</c> section: a type name, its numeric params and <c>warmup_type</c> ("log" or "linear"); see <see cref="LrSchedule"/>.</summary>
+/// <summary>DeepSpeed's <c>scheduler</c> section: a type name, its numeric params (booleans as 1/0) and <c>warmup_type</c> ("log" or "linear"); see <see cref="LrSchedule"/>.</summary>
 public sealed record SchedulerSettings(string Type, IReadOnlyDictionary<string, double> Params, string WarmupType = "log");
 
 /// <summary>The batch sizes after DeepSpeed's rule: <c>train_batch_size = micro × gas × world_size</c>.</summary>
@@ -147,6 +147,23 @@ public sealed record EngineSettings
                 ["warmup_min_ratio"] = sp.WarmupMinRatio, ["cos_min_ratio"] = sp.CosMinRatio,
             };
             if (sp.TotalNumSteps is long total) ps["total_num_steps"] = total;
+            // OneCycle and LRRangeTest (booleans as 1/0; unset optional keys stay absent, meaning DeepSpeed's None).
+            if (sp.CycleMinLr is double cycleMin) ps["cycle_min_lr"] = cycleMin;
+            if (sp.CycleMaxLr is double cycleMax) ps["cycle_max_lr"] = cycleMax;
+            ps["decay_lr_rate"] = sp.DecayLrRate;
+            ps["cycle_first_step_size"] = sp.CycleFirstStepSize;
+            if (sp.CycleSecondStepSize is long second) ps["cycle_second_step_size"] = second;
+            ps["cycle_first_stair_count"] = sp.CycleFirstStairCount;
+            if (sp.CycleSecondStairCount is long secondStairs) ps["cycle_second_stair_count"] = secondStairs;
+            ps["decay_step_size"] = sp.DecayStepSize;
+            ps["cycle_momentum"] = sp.CycleMomentum ? 1 : 0;
+            ps["cycle_min_mom"] = sp.CycleMinMom;
+            ps["cycle_max_mom"] = sp.CycleMaxMom;
+            ps["decay_mom_rate"] = sp.DecayMomRate;
+            ps["lr_range_test_min_lr"] = sp.LrRangeTestMinLr;
+            ps["lr_range_test_step_size"] = sp.LrRangeTestStepSize;
+            ps["lr_range_test_step_rate"] = sp.LrRangeTestStepRate;
+            ps["lr_range_test_staircase"] = sp.LrRangeTestStaircase ? 1 : 0;
             scheduler = new SchedulerSettings(SchedulerTypeYaml.ToYaml(sc.Type), ps, WarmupCurveYaml.ToYaml(sp.WarmupType));
             _ = LrSchedule.From(scheduler, optimizer.Lr); // unsupported schedule names fail here, not mid-run
         }

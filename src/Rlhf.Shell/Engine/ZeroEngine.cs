@@ -514,7 +514,8 @@ public sealed class ZeroEngine : IDisposable
             var lr = schedule.LearningRate(taken);
             LastLearningRate = lr;
             var o = Settings.Optimizer;
-            Optim.AdamWStep([master], [g32], [expAvg], [expAvgSq], lr, o.Betas.Beta1, o.Betas.Beta2, o.Eps, o.WeightDecay, taken + 1);
+            var (beta1, beta2) = schedule.Betas(taken) ?? o.Betas; // OneCycle's cycle_momentum drives the betas
+            Optim.AdamWStep([master], [g32], [expAvg], [expAvgSq], lr, beta1, beta2, o.Eps, o.WeightDecay, taken + 1);
             if (masterIsSeparate) OwnedParams().Copy_(master);
             RefreshAfterUpdate();
         }

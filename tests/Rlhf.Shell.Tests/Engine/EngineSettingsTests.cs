@@ -53,8 +53,33 @@ public class EngineSettingsTests
         Assert.Contains("gradient_clipping", typo.Message); // the did-you-mean suggestion
         var nvme = Assert.Throws<ArgumentException>(() => Load("""{"zero_optimization": {"offload_optimizer": {"device": "nvme"}}}"""));
         Assert.Contains("nvme", nvme.Message);
-        var sched = Assert.Throws<ArgumentException>(() => Load("""{"scheduler": {"type": "OneCycle", "params": {}}}"""));
-        Assert.Contains("OneCycle", sched.Message);
+        var noRates = Assert.Throws<ArgumentException>(() => Load("""{"scheduler": {"type": "OneCycle", "params": {}}}"""));
+        Assert.Contains("OneCycle needs scheduler.params.cycle_min_lr", noRates.Message); // DeepSpeed requires both rates
+        var zeroSize = Assert.Throws<ArgumentException>(() => Load("""{"scheduler": {"type": "LRRangeTest", "params": {"lr_range_test_step_size": 0}}}"""));
+        Assert.Contains("ds.json:1:", zeroSize.Message);
+        Assert.Contains("lr_range_test_step_size", zeroSize.Message);
+
+        // OneCycle and LRRangeTest load, with their keys (and DeepSpeed's defaults for the rest) reaching the schedule.
+        var oneCycle = Load("""
+        {"optimizer": {"type": "AdamW", "params": {"lr": 5.0, "betas": [0.9, 0.95]}},
+         "scheduler": {"type": "OneCycle", "params": {"cycle_min_lr": 1e-4, "cycle_max_lr": 1e-3, "cycle_first_step_size": 10,
+                                                      "cycle_second_step_size": 5, "decay_step_size": 5, "decay_lr_rate": 1.0, "cycle_min_mom": 0.85}}}
+        """);
+        Assert.Equal("OneCycle", oneCycle.Scheduler!.Type);
+        var cycle = LrSchedule.From(oneCycle.Scheduler, oneCycle.Optimizer.Lr);
+        Assert.Equal(1e-4, cycle.LearningRate(0));                 // cycle_min_lr, not the optimizer's lr
+        Assert.Equal(1e-3, cycle.LearningRate(10), 15);            // the peak at batch 10
+        Assert.Equal(1e-4 / (1 + 1.0 * 1 / 5), cycle.LearningRate(16), 15); // one step after the 15-step cycle
+        Assert.Equal((0.85, 0.99), cycle.Betas(0));                // cycle_momentum defaults to true, as in DeepSpeed
+        Assert.Equal(0.85, cycle.Betas(10)!.Value.Beta1, 15);
+        Assert.Equal(0.9, cycle.Betas(15)!.Value.Beta1, 15);       // cycle_max_mom's default
+        var noMomentum = Load("""{"scheduler": {"type": "OneCycle", "params": {"cycle_min_lr": 0.1, "cycle_max_lr": 0.2, "cycle_momentum": false}}}""");
+        Assert.Null(LrSchedule.From(noMomentum.Scheduler, 1.0).Betas(3));
+        var range = Load("""{"scheduler": {"type": "LRRangeTest", "params": {"lr_range_test_min_lr": 0.01, "lr_range_test_step_size": 2, "lr_range_test_staircase": true}}}""");
+        var rangeSchedule = LrSchedule.From(range.Scheduler, 1.0);
+        Assert.Equal("LRRangeTest", rangeSchedule.Name);
+        Assert.Equal(0.01, rangeSchedule.LearningRate(1), 15);     // floor(1/2) = 0
+        Assert.Equal(0.02, rangeSchedule.LearningRate(2), 15);     // floor(2/2) = 1, step rate 1
     }
 
     [Fact]
