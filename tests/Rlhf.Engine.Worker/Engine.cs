@@ -257,6 +257,7 @@ internal static partial class Scenarios
         "equivalence" => Equivalence(kv),
         "memory" => Memory(kv),
         "checkpoint" => CheckpointRun(kv),
+        "transformer" => TransformerRun(kv),
         _ => throw new ArgumentException($"unknown scenario '{name}'"),
     };
 }
