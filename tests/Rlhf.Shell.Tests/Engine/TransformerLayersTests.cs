@@ -154,6 +154,45 @@ public class TransformerLayersTests
     }
 
     [Fact]
+    public void Bf16_stage_3_trains_a_tied_model_close_to_the_fp32_forward()
+    {
+        using var scope = Torch.NewScope();
+        var c = Config("gpt2");
+        using var w = Weights(c);
+        var (ids, mask) = Batch(c);
+        using var e = new ZeroEngine(new TransformerLayers(w), Settings(3, true) with { Bf16 = true }, null);
+        var output = e.Forward(ids, TransformerLayers.Context(mask));
+        Assert.Equal(ScalarType.BFloat16, output.Dtype);
+        Close(Reference(w, ids, mask), output, 3e-2, "bf16 logits");
+        e.Backward(Loss(output.Float(), mask));
+        e.Step();
+        Assert.True(double.IsFinite(e.LastGradNorm) && e.LastGradNorm > 0, $"grad norm {e.LastGradNorm}");
+        Assert.Equal(0, e.SkippedSteps);
+    }
+
+    [Theory]
+    [InlineData(0, true)]
+    [InlineData(0, false)]
+    [InlineData(3, true)]
+    public void A_training_step_leaks_no_tensors_including_the_retained_context(int stage, bool checkpointing)
+    {
+        var c = Config("llama-tied-bias");
+        using var e = new ZeroEngine(new TransformerLayers(c), Settings(stage, checkpointing), null);
+        void Step()
+        {
+            using var scope = Torch.NewScope();
+            var (ids, mask) = Batch(c);
+            e.Backward(Loss(e.Forward(ids, TransformerLayers.Context(mask)), mask));
+            e.Step();
+        }
+        Step();  // warm-up: anything created lazily once
+        var before = Torch.LiveTensors;
+        Step();
+        Step();
+        Assert.Equal(before, Torch.LiveTensors);
+    }
+
+    [Fact]
     public void Gradients_depend_on_the_context_so_the_recomputation_must_receive_it()
     {
         // Guard against a vacuous test: without the mask (plain causal, positions 0…T−1) the same batch gives other gradients.
