@@ -12,7 +12,7 @@ internal sealed class TestLayer(string name, ParamSpec[] specs, Func<IReadOnlyLi
 {
     public string Name => name;
     public IReadOnlyList<ParamSpec> Parameters => specs;
-    public Tensor Forward(IReadOnlyList<Tensor> p, Tensor x) => forward(p, x);
+    public Tensor Forward(IReadOnlyList<Tensor> p, Tensor x, LayerContext? context) => forward(p, x);
     public Tensor[] Initialize(Generator g) => specs.Select(s => Torch.Randn(s.Shape, g) * std).ToArray();
 }
 
@@ -257,6 +257,7 @@ internal static partial class Scenarios
         "equivalence" => Equivalence(kv),
         "memory" => Memory(kv),
         "checkpoint" => CheckpointRun(kv),
+        "transformer" => TransformerRun(kv),
         _ => throw new ArgumentException($"unknown scenario '{name}'"),
     };
 }

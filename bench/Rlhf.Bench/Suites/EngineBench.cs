@@ -22,7 +22,7 @@ public static class EngineBench
             [new("ln.weight", [d]), new("ln.bias", [d]), new("up.weight", [ff, d]), new("up.bias", [ff]), new("down.weight", [d, ff]), new("down.bias", [d])];
 
         // x + W_down · gelu(W_up · LN(x))   [B, d] → [B, d]
-        public Tensor Forward(IReadOnlyList<Tensor> p, Tensor x)
+        public Tensor Forward(IReadOnlyList<Tensor> p, Tensor x, LayerContext? context)
         {
             var h = Functional.LayerNorm(x.To(p[0].Dtype), [x.Size(-1)], p[0], p[1], 1e-5);
             return x.To(p[0].Dtype) + Functional.Linear(Functional.Linear(h, p[2], p[3]).Gelu(true), p[4], p[5]);
@@ -40,7 +40,7 @@ public static class EngineBench
     {
         public string Name => "head";
         public IReadOnlyList<ParamSpec> Parameters { get; } = [new("weight", [classes, d])];
-        public Tensor Forward(IReadOnlyList<Tensor> p, Tensor x) => Functional.Linear(x, p[0]);
+        public Tensor Forward(IReadOnlyList<Tensor> p, Tensor x, LayerContext? context) => Functional.Linear(x, p[0]);
         public Tensor[] Initialize(Generator g) => [Torch.Randn([classes, d], g) * 0.02];
     }
 

@@ -39,6 +39,7 @@ public sealed class ZeroEngine : IDisposable
     private readonly Device optimDevice;
     private readonly bool checkpointing;
     private readonly int[] layerFirstParam;     // global index of each layer's first parameter
+    private readonly int[][] layerShared;       // global indices of the parameters each layer reads from other layers (tied weights)
     private readonly List<Tensor> owned = [];   // every buffer the engine allocated (disposed at the end)
 
     // stages 0–2
@@ -109,13 +110,24 @@ public sealed class ZeroEngine : IDisposable
         checkpointing = settings.Zero.Stage == ZeroStage.Parameters || !settings.DisableGradientCheckpointing;
         schedule = LrSchedule.From(settings.Scheduler, settings.Optimizer.Lr);
 
-        var specs = new List<(string, long[])>();
+        var specs = new List<(string Name, long[] Shape)>();
         layerFirstParam = new int[model.Layers.Count];
         foreach (var (layer, i) in model.Layers.Select((l, i) => (l, i)))
         {
             layerFirstParam[i] = specs.Count;
-            foreach (var p in layer.Parameters) specs.Add(($"{layer.Name}.{p.Name}", p.Shape));
+            foreach (var p in layer.Parameters) specs.Add((layer.QualifiedName(p), p.Shape));
         }
+        var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var j = 0; j < specs.Count; j++)
+            if (!index.TryAdd(specs[j].Name, j)) throw new ArgumentException($"parameter name '{specs[j].Name}' is declared twice", nameof(model));
+        layerShared = model.Layers.Select((layer, i) => layer.SharedParameters.Select(name =>
+        {
+            if (!index.TryGetValue(name, out var j)) throw new ArgumentException($"layer {layer.Name} shares parameter '{name}', which no layer declares", nameof(model));
+            if (j >= layerFirstParam[i] && j < layerFirstParam[i] + layer.Parameters.Count) throw new ArgumentException($"layer {layer.Name} shares its own parameter '{name}'", nameof(model));
+            return j;
+        }).ToArray()).ToArray();
+        foreach (var (shared, i) in layerShared.Select((s, i) => (s, i)))
+            if (shared.Distinct().Count() != shared.Length) throw new ArgumentException($"layer {model.Layers[i].Name} lists a shared parameter twice", nameof(model));
         layout = PartitionLayout.Create(settings.Zero.Stage, WorldSize, specs);
         persistent = new Tensor?[layout.Params.Count];
 
@@ -226,18 +238,19 @@ public sealed class ZeroEngine : IDisposable
     private bool IsPersistent(int j) => Stage == ZeroStage.Parameters && layout.Params[j].NumEl < Settings.Zero.Stage3ParamPersistenceThreshold;
 
     /// <summary>
-    /// The parameters of layer <paramref name="i"/> as tensors the forward can use: views of the flat buffer
+    /// The parameters of layer <paramref name="i"/> (its own, then the ones it shares) as tensors the forward can use: views of the flat buffer
     /// (stages 0–2), persistent tensors, or freshly all-gathered ones (stage 3, released by <see cref="Release"/>).
     /// With <paramref name="leaves"/> each is a new autograd leaf sharing the storage.
     /// </summary>
     private (Tensor[] Params, long Gathered) Materialize(int i, bool leaves)
     {
         var layer = model.Layers[i];
-        var r = new Tensor[layer.Parameters.Count];
+        var own = layer.Parameters.Count;
+        var r = new Tensor[own + layerShared[i].Length];
         long gathered = 0;
         for (var k = 0; k < r.Length; k++)
         {
-            var j = layerFirstParam[i] + k;
+            var j = k < own ? layerFirstParam[i] + k : layerShared[i][k - own];
             var p = layout.Params[j];
             Tensor t;
             if (Stage != ZeroStage.Parameters) t = flatParams!.Narrow(0, p.Offset, p.NumEl).View(p.Shape);
@@ -268,9 +281,11 @@ public sealed class ZeroEngine : IDisposable
         public Tensor[]? Inputs;     // checkpointed: each layer's input (owned handles)
         public Tensor? Output;       // checkpointed: the leaf whose grad starts the recomputation
         public Tensor[][]? Leaves;   // not checkpointed: each layer's parameter leaves
+        public LayerContext? Context; // checkpointed: the engine's handles on the forward's context, reused by the recomputation
 
         public void Dispose()
         {
+            Context?.Release();
             if (Inputs is not null) foreach (var t in Inputs) t?.Dispose();
             Output?.Dispose();
             if (Leaves is not null) foreach (var l in Leaves) foreach (var t in l) t.Dispose();
@@ -279,15 +294,17 @@ public sealed class ZeroEngine : IDisposable
 
     /// <summary>
     /// Runs the model on <paramref name="input"/> and returns the last layer's output (in the caller's scope).
-    /// With gradients enabled the call is remembered for <see cref="Backward(Tensor)"/>: checkpointed, only each
-    /// layer's input is kept (recomputed in backward); otherwise the whole graph is.
+    /// Every layer receives <paramref name="context"/> (positions and attention mask for transformers; see
+    /// <see cref="LayerContext"/>). With gradients enabled the call is remembered for <see cref="Backward(Tensor)"/>:
+    /// checkpointed, only each layer's input and the context are kept (recomputed in backward with that same
+    /// context); otherwise the whole graph is.
     /// </summary>
-    public Tensor Forward(Tensor input)
+    public Tensor Forward(Tensor input, LayerContext? context = null)
     {
         var training = Torch.IsGradEnabled;
         if (!training || checkpointing)
         {
-            var rec = training ? new PendingForward { Inputs = new Tensor[model.Layers.Count] } : null;
+            var rec = training ? new PendingForward { Inputs = new Tensor[model.Layers.Count], Context = context?.Retain() } : null;
             Tensor x = input;
             using (Torch.NoGrad())
                 for (var i = 0; i < model.Layers.Count; i++)
@@ -297,7 +314,7 @@ public sealed class ZeroEngine : IDisposable
                     using (var scope = Torch.NewScope())
                     {
                         var (ps, gathered) = Materialize(i, leaves: false);
-                        y = model.Layers[i].Forward(ps, x).MoveToOuter();
+                        y = model.Layers[i].Forward(ps, x, context).MoveToOuter();
                         Release(gathered);
                     }
                     if (rec is null && i > 0) x.Dispose();
@@ -317,7 +334,7 @@ public sealed class ZeroEngine : IDisposable
                 var (ps, _) = Materialize(i, leaves: true);
                 foreach (var p in ps) p.DetachFromScope();
                 rec.Leaves[i] = ps;
-                x = model.Layers[i].Forward(ps, x);
+                x = model.Layers[i].Forward(ps, x, context);
             }
             pending.Add(rec);
             return x;
@@ -377,7 +394,7 @@ public sealed class ZeroEngine : IDisposable
                         var x = rec.Inputs![i];
                         var needInputGrad = i > 0 && x.Dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16 or ScalarType.Float64;
                         var xr = needInputGrad ? x.Detach().RequiresGrad_(true) : x;
-                        var y = model.Layers[i].Forward(ps, xr);
+                        var y = model.Layers[i].Forward(ps, xr, rec.Context);
                         y.Backward(g);
                         if (needInputGrad) gNext = xr.Grad?.DetachFromScope();
                         AccumulateLayer(i, ps.Select(p => p.Grad).ToArray());
@@ -394,11 +411,17 @@ public sealed class ZeroEngine : IDisposable
         pending.Clear();
     }
 
-    /// <summary>Adds one layer's parameter gradients into the stage's gradient buffer (reducing now for stages 2–3).</summary>
+    /// <summary>
+    /// Adds one layer's parameter gradients (its own, then its shared ones, as <see cref="Materialize"/> ordered them)
+    /// into the stage's gradient buffer, reducing now for stages 2–3. A shared (tied) parameter's gradient is added
+    /// once per reader, which sums them.
+    /// </summary>
     private void AccumulateLayer(int i, Tensor?[] grads)
     {
         using var noGrad = Torch.NoGrad();
         var first = layerFirstParam[i];
+        var own = model.Layers[i].Parameters.Count;
+        int Index(int k) => k < own ? first + k : layerShared[i][k - own];
         switch (Stage)
         {
             case ZeroStage.Disabled:
@@ -406,43 +429,21 @@ public sealed class ZeroEngine : IDisposable
                 for (var k = 0; k < grads.Length; k++)
                     if (grads[k] is { } gk)
                     {
-                        var p = layout.Params[first + k];
+                        var p = layout.Params[Index(k)];
                         flatGrads!.Narrow(0, p.Offset, p.NumEl).Add_(gk.Reshape(-1));
                     }
                 break;
 
             case ZeroStage.Gradients:
-            {
-                // The layer's run of the flat space, reduced in buckets (DeepSpeed's all-reduce then keep
-                // own runs), averaged, and only this rank's intersection kept.
-                var pFirst = layout.Params[first];
-                var pLast = layout.Params[first + grads.Length - 1];
-                long a = pFirst.Offset, len = pLast.Offset + pLast.NumEl - a;
-                if (len == 0) break;
-                var bucket = Torch.Zeros([len], dtype, device);
-                for (var k = 0; k < grads.Length; k++)
-                    if (grads[k] is { } gk)
-                    {
-                        var p = layout.Params[first + k];
-                        bucket.Narrow(0, p.Offset - a, p.NumEl).Copy_(gk.Reshape(-1));
-                    }
-                var maxBucket = Math.Max(1, Settings.Zero.ReduceBucketSize);
-                for (long s = 0; s < len; s += maxBucket)
-                {
-                    var piece = bucket.Narrow(0, s, Math.Min(maxBucket, len - s));
-                    Comm(g => g.AllReduce(piece));
-                }
-                if (WorldSize > 1) bucket.Div_(WorldSize);
-                long own = layout.OwnedStart(Rank), ownEnd = own + layout.OwnedLength;
-                long lo = Math.Max(a, own), hi = Math.Min(a + len, ownEnd);
-                if (hi > lo) gradShard!.Narrow(0, lo - own, hi - lo).Add_(bucket.Narrow(0, lo - a, hi - lo));
+                // The layer's own run of the flat space in one bucketed reduction, each shared parameter in its own.
+                if (own > 0) ReduceRun(Enumerable.Range(0, own).Select(k => (first + k, grads[k])).ToList());
+                for (var k = own; k < grads.Length; k++) ReduceRun([(Index(k), grads[k])]);
                 break;
-            }
 
             case ZeroStage.Parameters:
                 for (var k = 0; k < grads.Length; k++)
                 {
-                    var j = first + k;
+                    var j = Index(k);
                     var p = layout.Params[j];
                     var c = layout.Chunk(j);
                     var dst = gradShard!.Narrow(0, layout.ShardOffset(j), c);
@@ -456,6 +457,35 @@ public sealed class ZeroEngine : IDisposable
                 }
                 break;
         }
+    }
+
+    /// <summary>
+    /// Stage 2: the gradients of a contiguous run of parameters (global indices in flat order), reduced in buckets
+    /// (DeepSpeed's all-reduce then keep own runs), averaged, and only this rank's intersection kept.
+    /// </summary>
+    private void ReduceRun(IReadOnlyList<(int Param, Tensor? Grad)> run)
+    {
+        var pFirst = layout.Params[run[0].Param];
+        var pLast = layout.Params[run[^1].Param];
+        long a = pFirst.Offset, len = pLast.Offset + pLast.NumEl - a;
+        if (len == 0) return;
+        var bucket = Torch.Zeros([len], dtype, device);
+        foreach (var (j, g) in run)
+            if (g is not null)
+            {
+                var p = layout.Params[j];
+                bucket.Narrow(0, p.Offset - a, p.NumEl).Copy_(g.Reshape(-1));
+            }
+        var maxBucket = Math.Max(1, Settings.Zero.ReduceBucketSize);
+        for (long s = 0; s < len; s += maxBucket)
+        {
+            var piece = bucket.Narrow(0, s, Math.Min(maxBucket, len - s));
+            Comm(g => g.AllReduce(piece));
+        }
+        if (WorldSize > 1) bucket.Div_(WorldSize);
+        long own = layout.OwnedStart(Rank), ownEnd = own + layout.OwnedLength;
+        long lo = Math.Max(a, own), hi = Math.Min(a + len, ownEnd);
+        if (hi > lo) gradShard!.Narrow(0, lo - own, hi - lo).Add_(bucket.Narrow(0, lo - a, hi - lo));
     }
 
     // ------------------------------------------------------------------ step
@@ -636,6 +666,18 @@ public sealed class ZeroEngine : IDisposable
         var w = GatherFullWeights(dtype);
         if (Rank == 0) (writer ?? new SafetensorsWeightWriter()).Write(dir, w);
         Comm(g => g.Barrier());
+    }
+
+    /// <summary>
+    /// Test seam (one process only): parameter <paramref name="j"/>'s gradient as accumulated since the last optimizer
+    /// step (a view of the gradient buffer, shaped like the parameter, in the training dtype).
+    /// </summary>
+    internal Tensor LocalGradient(int j)
+    {
+        if (WorldSize != 1) throw new InvalidOperationException("LocalGradient reads a whole gradient buffer: one process only");
+        var p = layout.Params[j];
+        var offset = Stage == ZeroStage.Parameters ? layout.ShardOffset(j) : p.Offset;
+        return (flatGrads ?? gradShard!).Narrow(0, offset, p.NumEl).View(p.Shape);
     }
 
     /// <summary>The owned optimizer buffers, for checkpoints: fp32 masters, exp_avg, exp_avg_sq.</summary>
