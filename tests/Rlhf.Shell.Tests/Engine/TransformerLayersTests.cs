@@ -14,6 +14,7 @@ using Torch = Rlhf.Torch.Torch;
 /// batch, so positions and the padding mask must reach every layer, also in the stage-3 / checkpointed recomputation —
 /// and its initialisation and saved weights are the HF-named tensors Core and the HF loader use.
 /// </summary>
+[Collection(MemoryCollection.Name)]
 public class TransformerLayersTests
 {
     private const long B = 3, T = 6;

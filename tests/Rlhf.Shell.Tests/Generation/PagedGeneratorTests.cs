@@ -8,6 +8,7 @@ namespace Rlhf.Shell.Tests.Generation;
 
 using Torch = Rlhf.Torch.Torch;
 
+[Collection(MemoryCollection.Name)]
 public class PagedGeneratorTests
 {
     private const int Vocab = 40;
