@@ -26,8 +26,8 @@ public sealed record SamplerOutput(int[] Tokens, float[] Logprobs, float[] Proce
 /// </summary>
 public static class Sampler
 {
-    /// <summary>The offset added to the temperature in the trainer's logprobs (REFERENCE: <c>logits / (temperature + 1e-7)</c>).</summary>
-    public const double TrainerTemperatureEps = 1e-7;
+    /// <summary>The offset added to the temperature in the trainer's logprobs: Core's <see cref="Rlhf.Core.Rollouts.Logprobs.TemperatureEpsilon"/>, so both sides compute the same thing.</summary>
+    public const double TrainerTemperatureEps = Rlhf.Core.Rollouts.Logprobs.TemperatureEpsilon;
 
     /// <summary>
     /// Processed logits [R, V] (float32): min-tokens masking, temperature (1 for greedy rows), top-k, top-p, min-p;
