@@ -5,7 +5,7 @@ using System.Runtime.InteropServices;
 namespace Rlhf.Torch.Native;
 
 /// <summary>Resolves librlhf_torch.so once for the assembly and, when loading fails, says every path it tried.</summary>
-internal static class NativeLoader
+internal static partial class NativeLoader
 {
     internal const string LibraryName = "rlhf_torch";
     private const string FileName = "librlhf_torch.so";
@@ -23,6 +23,7 @@ internal static class NativeLoader
         {
             tried.Add(candidate);
             if (!File.Exists(candidate)) continue;
+            PreferPassiveOpenMpWait();
             try { return NativeLibrary.Load(candidate); }
             catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
             {
@@ -35,6 +36,32 @@ internal static class NativeLoader
             $"Could not find {FileName}. Tried:\n  " + string.Join("\n  ", tried) +
             "\nBuild it with `dotnet build` (Rlhf.Torch builds native/ with CMake) or set RLHF_NATIVE_DIR.");
     }
+
+    /// <summary>
+    /// Sets OMP_WAIT_POLICY=PASSIVE in the native environment before the shim (and with it libtorch's libgomp, which
+    /// reads the variable once, in its load-time constructor) is loaded, unless the user already chose a policy
+    /// (OMP_WAIT_POLICY or GOMP_SPINCOUNT set).
+    /// <para>
+    /// Why: libtorch runs elementwise ops on its OpenMP pool but hands every matmul to OpenBLAS (the pthread build),
+    /// which has its own worker threads. With libgomp's default policy, idle OpenMP workers spin for ~300k iterations
+    /// after each parallel region, i.e. through the next matmul, and take the cores from OpenBLAS's threads: on the
+    /// 2-core CI box the llama-20M fwd+bwd step (bench -- models) ran at ~2.1 s with 98% "cpu" that was mostly spinning,
+    /// and 0.8–1.1 s with PASSIVE; PyTorch eager (same libtorch) shows the same 2× on the same machine
+    /// (bench/peers/models_pytorch.py). Measured alternatives: GOMP_SPINCOUNT=10000 (between the two), OpenBLAS at
+    /// one thread (no spinning fight, but halves matmul throughput). The 4-element add of bench -- binding never enters
+    /// an OpenMP region, so it is unaffected.
+    /// </para>
+    /// </summary>
+    private static void PreferPassiveOpenMpWait()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is not null || Environment.GetEnvironmentVariable("GOMP_SPINCOUNT") is not null) return;
+        // .NET keeps its own copy of the environment; libgomp reads the C one, so set it through libc.
+        _ = SetEnv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    }
+
+    [LibraryImport("libc.so.6", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SetEnv(string name, string value, int overwrite);
 
     private static IEnumerable<string> Candidates()
     {
