@@ -1,4 +1,6 @@
 using System.Text.Json;
+using FsCheck;
+using FsCheck.Fluent;
 using Rlhf.Settings;
 using Rlhf.Shell.Telemetry;
 using Rlhf.Shell.Tests.Io;
@@ -120,5 +122,44 @@ public class MetricsWriterTests
     {
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         return new StreamReader(fs).ReadToEnd();
+    }
+
+    [Fact]
+    public void Metrics_read_back_equal_what_was_written() => Check.One(
+        FsCheck.Config.QuickThrowOnFailure.WithMaxTest(100).WithQuietOnSuccess(true),
+        Prop.ForAll(
+            Arb.From(Gen.Elements("objective/kl", "loss/policy_avg", "a,b", "quote\"d", "ünïcode", "NaN: x").ArrayOf()),
+            Arb.From(Gen.Elements(0.0, -1.5, 1e-300, double.MaxValue, double.NaN, double.PositiveInfinity, double.NegativeInfinity, 1.0 / 3).ArrayOf()),
+            (keys, values) =>
+            {
+                using var dir = new TempDir();
+                var path = dir.File("m.jsonl");
+                var written = new List<MetricsRecord>();
+                using (var w = new JsonlMetricsWriter(path))
+                    for (var s = 0; s < 3; s++)
+                    {
+                        var d = new Dictionary<string, double>();
+                        for (var i = 0; i < Math.Min(keys.Length, values.Length); i++) d[keys[i]] = values[(i + s) % values.Length];
+                        var r = new MetricsRecord(s, 10L * s, d);
+                        w.Write(r);
+                        written.Add(r);
+                    }
+                File.AppendAllText(path, "{\"step\": 3, \"epi");   // a torn line is ignored
+                var read = MetricsLog.Read(path);
+                Assert.Equal(written.Count, read.Count);
+                for (var i = 0; i < read.Count; i++)
+                {
+                    Assert.Equal((written[i].Step, written[i].Episode), (read[i].Step, read[i].Episode));
+                    Assert.Equal(written[i].Values.ToArray(), read[i].Values.ToArray());
+                }
+            }));
+
+    [Fact]
+    public void A_bad_metrics_line_names_the_file_and_line()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("m.jsonl");
+        File.WriteAllText(path, "{\"step\": 1, \"episode\": 8}\n{\"step\": 2}\n");
+        Assert.Equal($"{path}:2: expected \"step\" and \"episode\"", Assert.Throws<InvalidDataException>(() => MetricsLog.Read(path)).Message);
     }
 }

@@ -71,6 +71,15 @@ public class JsonlDatasetTests
     }
 
     [Fact]
+    public void A_byte_order_mark_and_crlf_line_ends_are_accepted()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("bom.jsonl");
+        File.WriteAllBytes(path, [0xEF, 0xBB, 0xBF, .. "{\"prompt\": \"a\"}\r\n{\"prompt\": \"b\"}\r\n"u8]);
+        Assert.Equal([new PromptText("a"), new PromptText("b")], JsonlDataset.ReadPrompts(path, Data));
+    }
+
+    [Fact]
     public void Custom_field_names_and_num_examples()
     {
         using var dir = new TempDir();

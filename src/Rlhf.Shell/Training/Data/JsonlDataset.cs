@@ -162,6 +162,7 @@ public static class JsonlDataset
             try { text = utf8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length); }
             catch (DecoderFallbackException) { throw new DataFormatException(path, lineNo, "not valid UTF-8"); }
             buffer.SetLength(0);
+            if (lineNo == 1 && text.StartsWith('\uFEFF')) text = text[1..];   // a UTF-8 byte-order mark
             if (string.IsNullOrWhiteSpace(text)) continue;
             if (result.Count == limit)
             {
