@@ -162,4 +162,14 @@ public class MetricsWriterTests
         File.WriteAllText(path, "{\"step\": 1, \"episode\": 8}\n{\"step\": 2}\n");
         Assert.Equal($"{path}:2: expected \"step\" and \"episode\"", Assert.Throws<InvalidDataException>(() => MetricsLog.Read(path)).Message);
     }
+
+    [Fact]
+    public void Text_sink_writes_one_plain_line_per_step()
+    {
+        var text = new StringWriter();
+        using var sink = new TextMetricsSink(text, ["objective/kl", "missing", "objective/scores"]);
+        sink.Write(R(5, ("objective/scores", -1.5), ("objective/kl", 0.123456), ("other", 1)));
+        Assert.Equal("step 5 episode 40 objective/kl=0.1235 objective/scores=-1.5" + Environment.NewLine, text.ToString());
+        Assert.Equal("step 1 episode 8 b=2 a=1", new TextMetricsSink(new StringWriter()).Line(R(1, ("b", 2), ("a", 1))));
+    }
 }
