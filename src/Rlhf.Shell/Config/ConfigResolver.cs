@@ -49,6 +49,10 @@ public static class ConfigResolver
             errors.Add(At(c.Data.Path is null ? "data" : "data.path", c.Data.Path is null
                 ? "set one of data.task (a built-in synthetic task) or data.path (a JSONL file)"
                 : "set only one of data.task and data.path"));
+        if (c.Data.Task is { } task && !Training.Tasks.SyntheticTasks.Names.Contains(task))
+            errors.Add(At("data.task", $"unknown synthetic task '{task}'; expected one of {string.Join(", ", Training.Tasks.SyntheticTasks.Names)}"));
+        if (c.Data.TaskMinDigits > c.Data.TaskMaxDigits)
+            errors.Add(At("data.task_min_digits", $"data.task_min_digits ({c.Data.TaskMinDigits}) is above data.task_max_digits ({c.Data.TaskMaxDigits})"));
         if (c.Generation.KvCacheMemoryMb is not null && c.Generation.NumBlocks is not null)
             errors.Add(At("generation.num_blocks", "set only one of generation.kv_cache_memory_mb and generation.num_blocks"));
         if (c.Training.Async && c.Training.MaxStaleness < 1)

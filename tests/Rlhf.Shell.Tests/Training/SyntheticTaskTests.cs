@@ -57,6 +57,17 @@ public class SyntheticTaskTests
     }
 
     [Fact]
+    public void Config_rejects_an_unknown_task_and_an_inverted_digit_range_with_positions()
+    {
+        var v = Rlhf.Shell.Config.ConfigLoader.LoadText(
+            "training: {algorithm: sft}\ndata:\n  task: sorting\n  task_min_digits: 5\n  task_max_digits: 4\n", "task.yaml");
+        var errors = v.Match(_ => throw new Xunit.Sdk.XunitException("expected errors"), e => Rlhf.Shell.Config.ConfigLoader.Format(e));
+        Assert.Contains("task.yaml:3", errors);
+        Assert.Contains("unknown synthetic task 'sorting'; expected one of sort, reverse, copy, addition", errors);
+        Assert.Contains("data.task_min_digits (5) is above data.task_max_digits (4)", errors);
+    }
+
+    [Fact]
     public void Unknown_task_names_the_known_ones()
     {
         var e = Assert.Throws<ArgumentException>(() => SyntheticTasks.Create("sorting", 1, 3));
