@@ -46,7 +46,7 @@ public static class Plots
             var keep = Enumerable.Range(0, s.X.Count).Where(i => double.IsFinite(s.X[i]) && double.IsFinite(s.Y[i])).ToArray();
             var scatter = plot.Add.Scatter(keep.Select(i => s.X[i]).ToArray(), keep.Select(i => s.Y[i]).ToArray());
             scatter.LegendText = s.Name;
-            if (!spec.Lines) scatter.LineWidth = 0;
+            scatter.LineWidth = spec.Lines ? 2 : 0;
             scatter.MarkerSize = spec.Lines ? 3 : 6;
         }
         plot.Title(spec.Title);
