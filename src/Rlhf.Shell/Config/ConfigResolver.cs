@@ -49,6 +49,10 @@ public static class ConfigResolver
             errors.Add(At(c.Data.Path is null ? "data" : "data.path", c.Data.Path is null
                 ? "set one of data.task (a built-in synthetic task) or data.path (a JSONL file)"
                 : "set only one of data.task and data.path"));
+        if (c.Data.Task is { } task && !Training.Tasks.SyntheticTasks.Names.Contains(task))
+            errors.Add(At("data.task", $"unknown synthetic task '{task}'; expected one of {string.Join(", ", Training.Tasks.SyntheticTasks.Names)}"));
+        if (c.Data.TaskMinDigits > c.Data.TaskMaxDigits)
+            errors.Add(At("data.task_min_digits", $"data.task_min_digits ({c.Data.TaskMinDigits}) is above data.task_max_digits ({c.Data.TaskMaxDigits})"));
         if (c.Generation.KvCacheMemoryMb is not null && c.Generation.NumBlocks is not null)
             errors.Add(At("generation.num_blocks", "set only one of generation.kv_cache_memory_mb and generation.num_blocks"));
         if (c.Training.Async && c.Training.MaxStaleness < 1)
@@ -99,7 +103,7 @@ public static class ConfigResolver
             ActorTrain = ResolveRole(c.ActorTrain, "actor_train", ws, errors, ctx),
             ActorInfer = ResolveRole(c.ActorInfer, "actor_infer", ws, errors, ctx),
             Reference = ResolveRole(c.Reference, "reference", ws, errors, ctx),
-            Reward = ResolveRole(c.Reward, "reward", ws, errors, ctx),
+            Reward = ResolveReward(c.Reward, errors, ctx),
             Critic = ResolveRole(c.Critic, "critic", ws, errors, ctx),
         };
         return errors.Count > 0
@@ -117,6 +121,22 @@ public static class ConfigResolver
         if (z.OffloadOptimizer.Device != OffloadDevice.None && z.Stage == 0)
             errors.Add(ctx.ErrorAt(path + ".zero_optimization.offload_optimizer.device", "offload_optimizer needs ZeRO stage 1, 2 or 3, got stage 0"));
         return e with { ZeroOptimization = z with { OverlapComm = z.OverlapComm ?? z.Stage == 3 } };
+    }
+
+    /// <summary>The reward section: at most one of function, functions and a reward model; a model's devices and engine checked as a role's (frozen: no batch rule).</summary>
+    private static RewardSettings? ResolveReward(RewardSettings? reward, List<ConfigError> errors, BindContext ctx)
+    {
+        if (reward is null) return null;
+        var isModel = reward.ModelArgs is not null || reward.StrategyArgs is not null;
+        var kinds = (reward.Function is null ? 0 : 1) + (reward.Functions is null ? 0 : 1) + (isModel ? 1 : 0);
+        if (kinds > 1)
+            errors.Add(ctx.ErrorAt("reward", "set only one of reward.function, reward.functions and a reward model (model_args/strategy_args)"));
+        if (reward.Functions is { Count: 0 })
+            errors.Add(ctx.ErrorAt("reward.functions", "reward.functions is empty; list at least one {function, weight}"));
+        if (reward.DeviceMapping is { } devices && devices.Distinct().Count() != devices.Count)
+            errors.Add(ctx.ErrorAt("reward.device_mapping", "a device appears more than once in device_mapping"));
+        if (reward.StrategyArgs?.StrategyConfig is not { } ds) return reward;
+        return reward with { StrategyArgs = reward.StrategyArgs with { StrategyConfig = CheckEngine(ds, "reward.strategy_args.strategy_config", errors, ctx) } };
     }
 
     private static RoleSettings? ResolveRole(RoleSettings? role, string path, long globalWs, List<ConfigError> errors, BindContext ctx)

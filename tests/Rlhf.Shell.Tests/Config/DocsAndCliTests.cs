@@ -32,7 +32,8 @@ public class DocsAndCliTests
         Assert.Contains("## ZeroOptimization", docs);
         Assert.Contains("| `stage` | integer one of 0, 1, 2, 3 | `0` |", docs);
         Assert.Contains("| `beta` | number > 0 | `0.1` |", docs);
-        Assert.Contains("`actor_train`, `actor_infer`, `reference`, `reward`, `critic`", docs);
+        Assert.Contains("`actor_train`, `actor_infer`, `reference`, `critic`", docs);
+        Assert.Contains("## RewardSettings\n\nUsed at `reward`.", docs);   // reward: a function, a sum, or ROLL's role keys
     }
 
     [Fact]
