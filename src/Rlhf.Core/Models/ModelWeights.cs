@@ -217,12 +217,15 @@ public static class WeightNames
         _ => throw new ArgumentOutOfRangeException(nameof(c)),
     };
 
+    /// <summary>The prefix of a TRL value head (<c>AutoModelForCausalLMWithValueHead</c> saves <c>v_head.summary.weight</c> and <c>.bias</c>).</summary>
+    public const string ValueHeadPrefix = "v_head.";
+
     /// <summary>
-    /// Buffers that HF checkpoints may carry but that are not parameters (causal-mask and rotary caches:
-    /// <c>attn.bias</c>, <c>attn.masked_bias</c>, <c>attention.bias</c>, <c>attention.masked_bias</c>,
-    /// <c>rotary_emb.inv_freq</c>); HF ignores them on load and so does Rlhf.
+    /// Tensors HF checkpoints may carry that transformers does not load into the family's model: causal-mask and rotary
+    /// buffers (<c>attn.bias</c>, <c>attn.masked_bias</c>, <c>attention.bias</c>, <c>attention.masked_bias</c>,
+    /// <c>rotary_emb.inv_freq</c>) and a TRL value head (<c>v_head.*</c>, trl <c>modeling_value_head.py</c>).
     /// </summary>
-    public static bool IsIgnorableBuffer(ModelConfig c, string name) => c.Family switch
+    public static bool IsIgnoredOnLoad(ModelConfig c, string name) => name.StartsWith(ValueHeadPrefix, StringComparison.Ordinal) || c.Family switch
     {
         ModelFamily.Gpt2 => name.EndsWith(".attn.bias", StringComparison.Ordinal) || name.EndsWith(".attn.masked_bias", StringComparison.Ordinal),
         ModelFamily.GptNeox => name.EndsWith(".attention.bias", StringComparison.Ordinal) || name.EndsWith(".attention.masked_bias", StringComparison.Ordinal)

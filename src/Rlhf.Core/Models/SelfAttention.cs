@@ -45,7 +45,7 @@ public static class SelfAttention
         }
         if (c.RotaryDim > 0)
         {
-            var (cos, sin) = Rotary.Tables(positions, c.RotaryDim, c.RopeTheta, c.RopeScaling, q.Dtype);                                             // [B, 1, T, r]
+            var (cos, sin) = Rotary.Tables(positions, c, q.Dtype);                                             // [B, 1, T, r]
             q = Rotary.Apply(q, cos, sin);
             k = Rotary.Apply(k, cos, sin);
         }
