@@ -84,24 +84,14 @@ public sealed record ModelConfig
     /// <summary>Per-head width hd.</summary>
     public long HeadDim => HeadDimOverride ?? HiddenSize / NumAttentionHeads;
     /// <summary>Rotated dims per head: hd for llama/qwen2, int(hd · rotary_pct) for gpt_neox, 0 for gpt2.</summary>
-    public long RotaryDim => Family switch
-    {
-        ModelFamily.Gpt2 => 0,
-        ModelFamily.GptNeox => (long)(HeadDim * RotaryPct),
-        _ => HeadDim,
-    };
+    public long RotaryDim => Recipe.RotaryDim(this);
     /// <summary>HF <c>model_type</c> string of the family.</summary>
     public string ModelType => ModelTypeOf(Family);
+    /// <summary>The family's recipe: names, weights, block structure and config.json keys.</summary>
+    public ModelRecipe Recipe => ModelRecipes.Of(Family);
 
     /// <summary>HF <c>model_type</c> string of a family.</summary>
-    public static string ModelTypeOf(ModelFamily family) => family switch
-    {
-        ModelFamily.Llama => "llama",
-        ModelFamily.Qwen2 => "qwen2",
-        ModelFamily.GptNeox => "gpt_neox",
-        ModelFamily.Gpt2 => "gpt2",
-        _ => throw new ArgumentOutOfRangeException(nameof(family)),
-    };
+    public static string ModelTypeOf(ModelFamily family) => ModelRecipes.Of(family).ModelType;
 
     /// <summary>A Llama config (HF <c>LlamaConfig</c> defaults: silu, rms_norm_eps 1e-6, θ 10000, untied, no biases).</summary>
     public static ModelConfig Llama(long vocabSize, long hiddenSize, long intermediateSize, int layers, int heads, int? kvHeads = null, long maxPositions = 2048) => new()
@@ -151,13 +141,9 @@ public sealed record ModelConfig
                 p.Add($"hidden_size {HiddenSize} is not divisible by num_attention_heads {NumAttentionHeads}");
             if (NumKeyValueHeads <= 0 || NumAttentionHeads % NumKeyValueHeads != 0)
                 p.Add($"num_attention_heads {NumAttentionHeads} is not a multiple of num_key_value_heads {NumKeyValueHeads}");
-            if (Family is ModelFamily.GptNeox or ModelFamily.Gpt2 && HeadDim * NumAttentionHeads != HiddenSize)
-                p.Add($"{ModelType} needs head_dim × heads = hidden_size ({HeadDim} × {NumAttentionHeads} ≠ {HiddenSize})");
             if (RotaryDim % 2 != 0) p.Add($"rotary dims per head must be even (got {RotaryDim})");
         }
-        if (Family is ModelFamily.GptNeox or ModelFamily.Gpt2 && NumKeyValueHeadsOverride is { } kv && kv != NumAttentionHeads)
-            p.Add($"{ModelType} has no grouped-query attention (num_key_value_heads {kv} ≠ heads {NumAttentionHeads})");
-        if (Family == ModelFamily.Gpt2 && MaxPositionEmbeddings <= 0) p.Add("gpt2 needs n_positions > 0");
+        p.AddRange(Recipe.Problems(this));
         p.AddRange(RopeProblems());
         if (!Activations.IsKnown(HiddenAct)) p.Add($"unsupported hidden_act '{HiddenAct}' (known: {string.Join(", ", Activations.Known)})");
         return p;
@@ -165,10 +151,7 @@ public sealed record ModelConfig
 
     private IEnumerable<string> RopeProblems()
     {
-        if (Family is ModelFamily.Llama or ModelFamily.Qwen2 && RotaryPct != 1.0)
-            yield return $"{ModelType} rotates whole heads; partial_rotary_factor {RotaryPct} is not supported";
-        if (RopeScaling is not { } scaling) yield break;
-        if (Family == ModelFamily.Gpt2) { yield return "gpt2 has learned positions, not rotary: rope scaling does not apply"; yield break; }
+        if (RopeScaling is not { } scaling || NumAttentionHeads <= 0 || RotaryDim == 0) yield break;     // gpt2's recipe reports its own
         if (!(scaling.ScalingFactor > 0)) yield return $"rope scaling factor must be positive (got {scaling.ScalingFactor})";
         switch (scaling)
         {

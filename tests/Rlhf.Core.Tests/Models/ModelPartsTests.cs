@@ -179,3 +179,34 @@ public class RopeScalingTests
         Assert.Contains((ModelConfig.Llama(11, 16, 24, 1, 2) with { RopeScaling = new Llama3RopeScaling(8, 4, 1, 64) }).Problems(), p => p.Contains("high_freq_factor"));
     }
 }
+
+public class ModelRecipeTests
+{
+    [Fact]
+    public void Every_family_has_one_recipe_found_by_its_model_type()
+    {
+        foreach (var family in Enum.GetValues<ModelFamily>())
+        {
+            var recipe = ModelRecipes.Of(family);
+            Assert.Equal(family, recipe.Family);
+            Assert.Same(recipe, ModelRecipes.OfModelType(recipe.ModelType));
+            Assert.Equal(recipe.ModelType, ModelConfig.ModelTypeOf(family));
+        }
+        Assert.Equal(Enum.GetValues<ModelFamily>().Length, ModelRecipes.All.Select(r => r.ModelType).Distinct().Count());
+        Assert.Null(ModelRecipes.OfModelType("mamba"));
+    }
+
+    [Theory]
+    [MemberData(nameof(TransformerTests.Variants), MemberType = typeof(TransformerTests))]
+    public void Every_base_weight_sits_under_the_recipe_prefix_and_each_layer_under_its_own(string variant)
+    {
+        var c = TinyModels.Config(variant);
+        var recipe = c.Recipe;
+        var names = ModelWeights.ExpectedShapes(c).Select(s => s.Name).ToList();
+        Assert.Equal(names.Count, names.Distinct().Count());
+        Assert.All(names.Where(n => n != recipe.LmHead && n != WeightNames.Score), n => Assert.StartsWith(recipe.BasePrefix, n));
+        for (var i = 0; i < c.NumHiddenLayers; i++)
+            Assert.Equal(recipe.LayerWeights(c, recipe.Layer(i)).Count(), names.Count(n => n.StartsWith(recipe.Layer(i), StringComparison.Ordinal)));
+        Assert.Contains(recipe.Embedding, names);
+    }
+}

@@ -1,13 +1,14 @@
 using System.Text.Json.Nodes;
 
-namespace Rlhf.Shell.Io;
+namespace Rlhf.Core.Models;
 
 /// <summary>
 /// Typed look-ups into one config.json object that collect every problem (wrong type, conflicting keys) instead of
-/// stopping at the first, so <see cref="HfConfig"/> can report them all at once. Keys may be dotted paths one level deep
-/// (<c>rope_parameters.rope_theta</c>).
+/// stopping at the first, so they can be reported all at once. Keys may be dotted paths one level deep
+/// (<c>rope_parameters.rope_theta</c>). Pure: Shell's <c>HfConfig</c> reads the file and turns the problems into an error naming it.
 /// </summary>
-internal sealed class HfConfigReader(JsonObject root)
+/// <param name="root">The parsed config.json object.</param>
+public sealed class HfConfigReader(JsonObject root)
 {
     /// <summary>Every problem found so far, in the order found.</summary>
     public List<string> Problems { get; } = [];

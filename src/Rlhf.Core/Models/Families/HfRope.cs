@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
-using Rlhf.Core.Models;
 
-namespace Rlhf.Shell.Io;
+namespace Rlhf.Core.Models;
 
 /// <summary>
 /// Rotary settings of a config.json in either layout. transformers 5.x keeps <c>rope_theta</c>, <c>rope_type</c> with its
@@ -10,7 +9,7 @@ namespace Rlhf.Shell.Io;
 /// given in both places must agree (transformers 5.x <c>RotaryEmbeddingConfigMixin.convert_rope_params_to_dict</c> and
 /// <c>standardize_rope_params</c> merge them silently, so a disagreement is refused here rather than guessed).
 /// </summary>
-internal static class HfRope
+public static class HfRope
 {
     private static readonly string[] Common = ["rope_type", "type", "rope_theta", "partial_rotary_factor"];
     // The keys transformers 5.x validates per rope_type (`_validate_*_rope_parameters`); others are ignored there with a warning.
