@@ -170,12 +170,24 @@ public class HfConfigTests
     [InlineData("llama", """ "torch_dtype": "int8" """, "'torch_dtype' \"int8\" is not a floating-point dtype")]
     [InlineData("llama", """ "rope_scaling": {"rope_type": "llama3", "factor": 8} """, "needs 'low_freq_factor'")]
     [InlineData("llama", """ "rope_scaling": {"rope_type": "linear"} """, "needs 'factor'")]
+    [InlineData("qwen2", """ "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 10000}} """, "'rope_parameters.full_attention': per-layer-type")]
     [InlineData("gpt_neox", """ "rope_scaling": {"type": "dynamic", "factor": "two"} """, "'rope_scaling.factor' should be a number")]
     public void Keys_that_change_the_math_and_are_not_implemented_are_errors_naming_the_key(string family, string keys, string expected)
     {
         var ex = Assert.Throws<HfFormatException>(() => HfConfig.Parse($$"""{ {{Families[family]}}, {{keys}} }""", "/ckpt/config.json"));
         Assert.StartsWith("/ckpt/config.json", ex.Message);
         Assert.Contains(expected, ex.Message);
+    }
+
+    [Fact]
+    public void Absent_key_value_heads_follow_each_config_class()
+    {
+        // LlamaConfig: None → one per query head; Qwen2Config: 32 unless given (None → one per query head)
+        Assert.Equal(4, HfConfig.Parse("""{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4}""").NumKeyValueHeads);
+        Assert.Equal(32, HfConfig.Parse("""{"model_type": "qwen2", "hidden_size": 2048, "num_attention_heads": 32}""").NumKeyValueHeads);
+        Assert.Equal(4, HfConfig.Parse("""{"model_type": "qwen2", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": null}""").NumKeyValueHeads);
+        Assert.Contains("not a multiple of num_key_value_heads 32",
+            Assert.Throws<HfFormatException>(() => HfConfig.Parse("""{"model_type": "qwen2", "hidden_size": 64, "num_attention_heads": 4}""")).Message);
     }
 
     [Fact]

@@ -54,8 +54,10 @@ public static class HfRope
             r.Problems.Add($"unsupported '{key}' rope_type \"{type}\" (supported: {string.Join(", ", RopeScaling.SupportedTypes)})");
             return new Found(null);
         }
-        foreach (var (k, _) in o)
-            if (!Common.Contains(k) && !known.Contains(k)) r.Ignored.Add($"{key}.{k}");
+        foreach (var (k, v) in o)
+            if (v is JsonObject)          // transformers 5.x per-layer-type dicts ({"full_attention": {…}, "sliding_attention": {…}})
+                r.Problems.Add($"'{key}.{k}': per-layer-type rope parameters are not supported");
+            else if (!Common.Contains(k) && !known.Contains(k)) r.Ignored.Add($"{key}.{k}");
         double Factor()
         {
             var f = r.Optional<double>(key + ".factor");

@@ -98,6 +98,8 @@ public class LlamaRecipe : ModelRecipe
     protected virtual long DefaultVocabSize => 32000;
     /// <summary>HF default MLP width.</summary>
     protected virtual long DefaultIntermediateSize => 11008;
+    /// <summary>HF default of an absent <c>num_key_value_heads</c> (null: one per query head; an explicit null means that too).</summary>
+    protected virtual int? DefaultKeyValueHeads => null;
     /// <summary>HF default context length.</summary>
     protected virtual long DefaultMaxPositionEmbeddings => 2048;
 
@@ -115,7 +117,7 @@ public class LlamaRecipe : ModelRecipe
             IntermediateSize = r.Get("intermediate_size", DefaultIntermediateSize),
             NumHiddenLayers = r.Get("num_hidden_layers", 32),
             NumAttentionHeads = heads,
-            NumKeyValueHeadsOverride = r.Get<int?>("num_key_value_heads", null),
+            NumKeyValueHeadsOverride = r.Root.ContainsKey("num_key_value_heads") ? r.Get<int?>("num_key_value_heads", null) : DefaultKeyValueHeads,
             HeadDimOverride = r.Get<long?>("head_dim", null),
             MaxPositionEmbeddings = maxPositions,
             RmsNormEps = r.Get("rms_norm_eps", 1e-6),

@@ -25,6 +25,8 @@ public sealed class Qwen2Recipe : LlamaRecipe
     protected override long DefaultIntermediateSize => 22016;
     /// <inheritdoc />
     protected override long DefaultMaxPositionEmbeddings => 32768;
+    /// <inheritdoc />
+    protected override int? DefaultKeyValueHeads => 32;                 // Qwen2Config: num_key_value_heads = 32 unless given (None → heads)
 
     /// <inheritdoc />
     protected override ModelConfig ReadBiases(HfConfigReader r, ModelConfig c)
