@@ -7,7 +7,7 @@ namespace Rlhf.Core.Models;
 /// </summary>
 public abstract record RopeScaling
 {
-    /// <summary>The <c>rope_type</c> Rlhf implements: linear, dynamic, yarn, llama3.</summary>
+    /// <summary>The <c>rope_type</c> values Rlhf implements (<c>default</c> is no scaling).</summary>
     public static readonly IReadOnlyList<string> SupportedTypes = ["default", "linear", "dynamic", "yarn", "llama3"];
 
     /// <summary>The HF <c>rope_type</c> string of this scaling.</summary>
