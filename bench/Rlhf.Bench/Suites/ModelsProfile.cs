@@ -36,7 +36,7 @@ public sealed class ModelsProfile : IBenchSuite
         var p = WeightNames.Layer(c, 0);
         var xn = Norms.RmsNorm(x, w[p + "input_layernorm.weight"], c.RmsNormEps);
         var q = Functional.Linear(xn, w[p + "self_attn.q_proj.weight"]).View(B, T, h, hd).Transpose(1, 2);
-        var (cos, sin) = Rotary.Tables(pos, c.RotaryDim, c.RopeTheta, c.RopeScaling, q.Dtype);
+        var (cos, sin) = Rotary.Tables(pos, c, q.Dtype);
         var qr = Rotary.Apply(q, cos, sin);
         var mask = Attention.CausalMask(T, null);
         var y = Attention.ScaledDotProduct(qr, qr, q, mask, 0.125);
@@ -50,7 +50,7 @@ public sealed class ModelsProfile : IBenchSuite
             ("embed", () => Transformer.Embed(w, ids, pos)),
             ("rmsnorm", () => Norms.RmsNorm(x, w[p + "input_layernorm.weight"], c.RmsNormEps)),
             ("q proj (x3 for qkv)", () => Functional.Linear(xn, w[p + "self_attn.q_proj.weight"]).View(B, T, h, hd).Transpose(1, 2)),
-            ("rotary tables", () => Rotary.Tables(pos, c.RotaryDim, c.RopeTheta, c.RopeScaling, q.Dtype)),
+            ("rotary tables", () => Rotary.Tables(pos, c, q.Dtype)),
             ("rotary apply (x2 for q,k)", () => Rotary.Apply(q, cos, sin)),
             ("causal mask", () => Attention.CausalMask(T, null)),
             ("sdpa", () => Attention.ScaledDotProduct(qr, qr, q, mask, 0.125)),

@@ -22,13 +22,6 @@ public enum ModelHead
     Score,
 }
 
-/// <summary>Llama-3 rotary frequency scaling (HF <c>rope_scaling</c> with <c>rope_type: "llama3"</c>).</summary>
-/// <param name="Factor">Wavelengths longer than the low-frequency cut are divided by this (8 in Llama 3.1).</param>
-/// <param name="LowFreqFactor">Low-frequency cut = original context / this (1 in Llama 3.1).</param>
-/// <param name="HighFreqFactor">High-frequency cut = original context / this (4 in Llama 3.1).</param>
-/// <param name="OriginalMaxPositionEmbeddings">Context length the model was pretrained with (8192 in Llama 3.1).</param>
-public sealed record Llama3RopeScaling(double Factor, double LowFreqFactor, double HighFreqFactor, long OriginalMaxPositionEmbeddings);
-
 /// <summary>
 /// The architecture of a decoder-only model: the fields of a Hugging Face <c>config.json</c>, with HF's
 /// defaults. One record for all families; fields a family does not use are ignored by it. Build one with
@@ -63,9 +56,9 @@ public sealed record ModelConfig
     public double LayerNormEps { get; init; } = 1e-5;
     /// <summary>Rotary base θ (<c>rope_theta</c>; gpt_neox <c>rotary_emb_base</c>); 10000.</summary>
     public double RopeTheta { get; init; } = 10000;
-    /// <summary>Optional Llama-3 frequency scaling.</summary>
-    public Llama3RopeScaling? RopeScaling { get; init; }
-    /// <summary>Fraction of each head's dims that are rotated (gpt_neox <c>rotary_pct</c>, 0.25 for Pythia; 1 elsewhere).</summary>
+    /// <summary>Optional rotary frequency scaling (HF <c>rope_type</c> linear, dynamic, yarn or llama3); null is <c>"default"</c>.</summary>
+    public RopeScaling? RopeScaling { get; init; }
+    /// <summary>Fraction of each head's dims that are rotated (HF <c>partial_rotary_factor</c>, gpt_neox <c>rotary_pct</c>: 0.25 for Pythia; 1 elsewhere).</summary>
     public double RotaryPct { get; init; } = 1.0;
     /// <summary>gpt_neox: x + attn(ln1 x) + mlp(ln2 x) when true, sequential residuals when false.</summary>
     public bool UseParallelResidual { get; init; } = true;
@@ -91,24 +84,14 @@ public sealed record ModelConfig
     /// <summary>Per-head width hd.</summary>
     public long HeadDim => HeadDimOverride ?? HiddenSize / NumAttentionHeads;
     /// <summary>Rotated dims per head: hd for llama/qwen2, int(hd · rotary_pct) for gpt_neox, 0 for gpt2.</summary>
-    public long RotaryDim => Family switch
-    {
-        ModelFamily.Gpt2 => 0,
-        ModelFamily.GptNeox => (long)(HeadDim * RotaryPct),
-        _ => HeadDim,
-    };
+    public long RotaryDim => Recipe.RotaryDim(this);
     /// <summary>HF <c>model_type</c> string of the family.</summary>
     public string ModelType => ModelTypeOf(Family);
+    /// <summary>The family's recipe: names, weights, block structure and config.json keys.</summary>
+    public ModelRecipe Recipe => ModelRecipes.Of(Family);
 
     /// <summary>HF <c>model_type</c> string of a family.</summary>
-    public static string ModelTypeOf(ModelFamily family) => family switch
-    {
-        ModelFamily.Llama => "llama",
-        ModelFamily.Qwen2 => "qwen2",
-        ModelFamily.GptNeox => "gpt_neox",
-        ModelFamily.Gpt2 => "gpt2",
-        _ => throw new ArgumentOutOfRangeException(nameof(family)),
-    };
+    public static string ModelTypeOf(ModelFamily family) => ModelRecipes.Of(family).ModelType;
 
     /// <summary>A Llama config (HF <c>LlamaConfig</c> defaults: silu, rms_norm_eps 1e-6, θ 10000, untied, no biases).</summary>
     public static ModelConfig Llama(long vocabSize, long hiddenSize, long intermediateSize, int layers, int heads, int? kvHeads = null, long maxPositions = 2048) => new()
@@ -158,17 +141,30 @@ public sealed record ModelConfig
                 p.Add($"hidden_size {HiddenSize} is not divisible by num_attention_heads {NumAttentionHeads}");
             if (NumKeyValueHeads <= 0 || NumAttentionHeads % NumKeyValueHeads != 0)
                 p.Add($"num_attention_heads {NumAttentionHeads} is not a multiple of num_key_value_heads {NumKeyValueHeads}");
-            if (Family is ModelFamily.GptNeox or ModelFamily.Gpt2 && HeadDim * NumAttentionHeads != HiddenSize)
-                p.Add($"{ModelType} needs head_dim × heads = hidden_size ({HeadDim} × {NumAttentionHeads} ≠ {HiddenSize})");
             if (RotaryDim % 2 != 0) p.Add($"rotary dims per head must be even (got {RotaryDim})");
         }
-        if (Family is ModelFamily.GptNeox or ModelFamily.Gpt2 && NumKeyValueHeadsOverride is { } kv && kv != NumAttentionHeads)
-            p.Add($"{ModelType} has no grouped-query attention (num_key_value_heads {kv} ≠ heads {NumAttentionHeads})");
-        if (Family == ModelFamily.Gpt2 && MaxPositionEmbeddings <= 0) p.Add("gpt2 needs n_positions > 0");
-        if (RopeScaling is { } s && s.HighFreqFactor <= s.LowFreqFactor)
-            p.Add($"rope_scaling high_freq_factor {s.HighFreqFactor} must exceed low_freq_factor {s.LowFreqFactor}");
+        p.AddRange(Recipe.Problems(this));
+        p.AddRange(RopeProblems());
         if (!Activations.IsKnown(HiddenAct)) p.Add($"unsupported hidden_act '{HiddenAct}' (known: {string.Join(", ", Activations.Known)})");
         return p;
+    }
+
+    private IEnumerable<string> RopeProblems()
+    {
+        if (RopeScaling is not { } scaling || NumAttentionHeads <= 0 || RotaryDim == 0) yield break;     // gpt2's recipe reports its own
+        if (!(scaling.ScalingFactor > 0)) yield return $"rope scaling factor must be positive (got {scaling.ScalingFactor})";
+        switch (scaling)
+        {
+            case Llama3RopeScaling s when s.HighFreqFactor <= s.LowFreqFactor:
+                yield return $"llama3 rope scaling high_freq_factor {s.HighFreqFactor} must exceed low_freq_factor {s.LowFreqFactor}";
+                break;
+            case Llama3RopeScaling { OriginalMaxPositionEmbeddings: <= 0 } or YarnRopeScaling { OriginalMaxPositionEmbeddings: <= 0 }:
+                yield return $"{scaling.RopeType} rope scaling needs original_max_position_embeddings > 0";
+                break;
+            case DynamicRopeScaling when RotaryDim <= 2:
+                yield return $"dynamic rope scaling needs more than 2 rotary dims per head (got {RotaryDim})";
+                break;
+        }
     }
 
     /// <summary>Throws <see cref="ArgumentException"/> listing every problem when the config is inconsistent.</summary>

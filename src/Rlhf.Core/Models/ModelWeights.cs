@@ -71,79 +71,12 @@ public sealed class ModelWeights : IDisposable
     /// </summary>
     public static IReadOnlyList<WeightSpec> ExpectedShapes(ModelConfig config)
     {
-        var s = new List<WeightSpec>();
-        long D = config.HiddenSize, I = config.IntermediateSize, V = config.VocabSize;
-        long H = config.NumAttentionHeads, KV = config.NumKeyValueHeads, hd = config.HeadDim;
-        void W(string name, params long[] shape) => s.Add(new(name, shape, WeightInit.Normal));
-        void One(string name, long n) => s.Add(new(name, [n], WeightInit.Ones));
-        void Zero(string name, long n) => s.Add(new(name, [n], WeightInit.Zeros));
-        switch (config.Family)
-        {
-            case ModelFamily.Llama:
-            case ModelFamily.Qwen2:
-            {
-                var qkvBias = config.Family == ModelFamily.Qwen2 || config.AttentionBias;
-                var oBias = config.Family == ModelFamily.Llama && config.AttentionBias;
-                W(WeightNames.Embedding(config), V, D);
-                for (var i = 0; i < config.NumHiddenLayers; i++)
-                {
-                    var p = WeightNames.Layer(config, i);
-                    One(p + "input_layernorm.weight", D);
-                    W(p + "self_attn.q_proj.weight", H * hd, D);
-                    if (qkvBias) Zero(p + "self_attn.q_proj.bias", H * hd);
-                    W(p + "self_attn.k_proj.weight", KV * hd, D);
-                    if (qkvBias) Zero(p + "self_attn.k_proj.bias", KV * hd);
-                    W(p + "self_attn.v_proj.weight", KV * hd, D);
-                    if (qkvBias) Zero(p + "self_attn.v_proj.bias", KV * hd);
-                    W(p + "self_attn.o_proj.weight", D, H * hd);
-                    if (oBias) Zero(p + "self_attn.o_proj.bias", D);
-                    One(p + "post_attention_layernorm.weight", D);
-                    W(p + "mlp.gate_proj.weight", I, D);
-                    if (config.MlpBias) Zero(p + "mlp.gate_proj.bias", I);
-                    W(p + "mlp.up_proj.weight", I, D);
-                    if (config.MlpBias) Zero(p + "mlp.up_proj.bias", I);
-                    W(p + "mlp.down_proj.weight", D, I);
-                    if (config.MlpBias) Zero(p + "mlp.down_proj.bias", D);
-                }
-                One("model.norm.weight", D);
-                break;
-            }
-            case ModelFamily.GptNeox:
-                W(WeightNames.Embedding(config), V, D);
-                for (var i = 0; i < config.NumHiddenLayers; i++)
-                {
-                    var p = WeightNames.Layer(config, i);
-                    One(p + "input_layernorm.weight", D); Zero(p + "input_layernorm.bias", D);
-                    One(p + "post_attention_layernorm.weight", D); Zero(p + "post_attention_layernorm.bias", D);
-                    W(p + "attention.query_key_value.weight", 3 * D, D);
-                    if (config.AttentionBias) Zero(p + "attention.query_key_value.bias", 3 * D);
-                    W(p + "attention.dense.weight", D, D);
-                    if (config.AttentionBias) Zero(p + "attention.dense.bias", D);
-                    W(p + "mlp.dense_h_to_4h.weight", I, D); Zero(p + "mlp.dense_h_to_4h.bias", I);
-                    W(p + "mlp.dense_4h_to_h.weight", D, I); Zero(p + "mlp.dense_4h_to_h.bias", D);
-                }
-                One("gpt_neox.final_layer_norm.weight", D); Zero("gpt_neox.final_layer_norm.bias", D);
-                break;
-            case ModelFamily.Gpt2:
-                W(WeightNames.Embedding(config), V, D);
-                W("transformer.wpe.weight", config.MaxPositionEmbeddings, D);
-                for (var i = 0; i < config.NumHiddenLayers; i++)
-                {
-                    var p = WeightNames.Layer(config, i);
-                    One(p + "ln_1.weight", D); Zero(p + "ln_1.bias", D);
-                    W(p + "attn.c_attn.weight", D, 3 * D); Zero(p + "attn.c_attn.bias", 3 * D);     // Conv1D: [in, out]
-                    W(p + "attn.c_proj.weight", D, D); Zero(p + "attn.c_proj.bias", D);
-                    One(p + "ln_2.weight", D); Zero(p + "ln_2.bias", D);
-                    W(p + "mlp.c_fc.weight", D, I); Zero(p + "mlp.c_fc.bias", I);
-                    W(p + "mlp.c_proj.weight", I, D); Zero(p + "mlp.c_proj.bias", D);
-                }
-                One("transformer.ln_f.weight", D); Zero("transformer.ln_f.bias", D);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(config), config.Family, "unknown model family");
-        }
-        if (config.Head == ModelHead.Score) W(WeightNames.Score, 1, D);
-        else if (!config.TieWordEmbeddings) W(WeightNames.LmHead(config), V, D);
+        var recipe = config.Recipe;
+        var s = new List<WeightSpec>(recipe.EmbeddingWeights(config));
+        for (var i = 0; i < config.NumHiddenLayers; i++) s.AddRange(recipe.LayerWeights(config, recipe.Layer(i)));
+        s.AddRange(recipe.FinalNormWeights(config));
+        if (config.Head == ModelHead.Score) s.Add(new(WeightNames.Score, [1, config.HiddenSize], WeightInit.Normal));
+        else if (!config.TieWordEmbeddings) s.Add(new(recipe.LmHead, [config.VocabSize, config.HiddenSize], WeightInit.Normal));
         return s;
     }
 
@@ -181,52 +114,34 @@ public sealed class ModelWeights : IDisposable
     }
 }
 
-/// <summary>Hugging Face tensor names of the families.</summary>
+/// <summary>Hugging Face tensor names of the families (each family's own come from its <see cref="ModelRecipe"/>).</summary>
 public static class WeightNames
 {
     /// <summary>The scalar head of a sequence-classification model: <c>score.weight [1, D]</c>.</summary>
     public const string Score = "score.weight";
 
+    /// <summary>The prefix of a TRL value head (<c>AutoModelForCausalLMWithValueHead</c> saves <c>v_head.summary.weight</c> and <c>.bias</c>).</summary>
+    public const string ValueHeadPrefix = "v_head.";
+
     /// <summary>The prefix of the base model's tensors: <c>model.</c>, <c>gpt_neox.</c> or <c>transformer.</c>.</summary>
-    public static string BasePrefix(ModelConfig c) => c.Family switch
-    {
-        ModelFamily.Llama or ModelFamily.Qwen2 => "model.",
-        ModelFamily.GptNeox => "gpt_neox.",
-        ModelFamily.Gpt2 => "transformer.",
-        _ => throw new ArgumentOutOfRangeException(nameof(c)),
-    };
+    public static string BasePrefix(ModelConfig c) => c.Recipe.BasePrefix;
 
     /// <summary>Token embedding [V, D].</summary>
-    public static string Embedding(ModelConfig c) => c.Family switch
-    {
-        ModelFamily.Llama or ModelFamily.Qwen2 => "model.embed_tokens.weight",
-        ModelFamily.GptNeox => "gpt_neox.embed_in.weight",
-        ModelFamily.Gpt2 => "transformer.wte.weight",
-        _ => throw new ArgumentOutOfRangeException(nameof(c)),
-    };
+    public static string Embedding(ModelConfig c) => c.Recipe.Embedding;
 
     /// <summary>The untied LM head [V, D]: <c>lm_head.weight</c>, or <c>embed_out.weight</c> for gpt_neox.</summary>
-    public static string LmHead(ModelConfig c) => c.Family == ModelFamily.GptNeox ? "embed_out.weight" : "lm_head.weight";
+    public static string LmHead(ModelConfig c) => c.Recipe.LmHead;
 
     /// <summary>The prefix of layer <paramref name="i"/>'s tensors, ending in a dot.</summary>
-    public static string Layer(ModelConfig c, int i) => c.Family switch
-    {
-        ModelFamily.Llama or ModelFamily.Qwen2 => $"model.layers.{i}.",
-        ModelFamily.GptNeox => $"gpt_neox.layers.{i}.",
-        ModelFamily.Gpt2 => $"transformer.h.{i}.",
-        _ => throw new ArgumentOutOfRangeException(nameof(c)),
-    };
+    public static string Layer(ModelConfig c, int i) => c.Recipe.Layer(i);
+
+    /// <summary>The tensors of the embedding stage (layer 0 of a layer-wise engine): the token embedding and, for gpt2, the position table.</summary>
+    public static IReadOnlyList<string> EmbeddingStage(ModelConfig c) => c.Recipe.EmbeddingWeights(c).Select(s => s.Name).ToList();
 
     /// <summary>
-    /// Buffers that HF checkpoints may carry but that are not parameters (causal-mask and rotary caches:
-    /// <c>attn.bias</c>, <c>attn.masked_bias</c>, <c>attention.bias</c>, <c>attention.masked_bias</c>,
-    /// <c>rotary_emb.inv_freq</c>); HF ignores them on load and so does Rlhf.
+    /// Tensors HF checkpoints may carry that transformers does not load into the family's model: causal-mask and rotary
+    /// buffers (<c>attn.bias</c>, <c>attn.masked_bias</c>, <c>attention.bias</c>, <c>attention.masked_bias</c>,
+    /// <c>rotary_emb.inv_freq</c>) and a TRL value head (<c>v_head.*</c>, trl <c>modeling_value_head.py</c>).
     /// </summary>
-    public static bool IsIgnorableBuffer(ModelConfig c, string name) => c.Family switch
-    {
-        ModelFamily.Gpt2 => name.EndsWith(".attn.bias", StringComparison.Ordinal) || name.EndsWith(".attn.masked_bias", StringComparison.Ordinal),
-        ModelFamily.GptNeox => name.EndsWith(".attention.bias", StringComparison.Ordinal) || name.EndsWith(".attention.masked_bias", StringComparison.Ordinal)
-                               || name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal),
-        _ => name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal),
-    };
+    public static bool IsIgnoredOnLoad(ModelConfig c, string name) => name.StartsWith(ValueHeadPrefix, StringComparison.Ordinal) || c.Recipe.IsBuffer(name);
 }

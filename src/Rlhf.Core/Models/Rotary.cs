@@ -8,49 +8,125 @@ using Torch = Rlhf.Torch.Torch;
 /// Rotary position embeddings (RoFormer; HF's "rotate_half" convention, used by Llama, Qwen2 and GPT-NeoX):
 /// frequencies f_j = θ^(-2j/r), j &lt; r/2, angles p·f_j duplicated to [r], and
 /// x_rot = x·cos + rotate_half(x)·sin with rotate_half([a, b]) = [-b, a]; only the first r dims of each head rotate.
+/// Scaled variants (<see cref="RopeScaling"/>) change the frequencies and may multiply cos and sin by an attention factor.
 /// </summary>
 public static class Rotary
 {
     /// <summary>
-    /// The inverse frequencies [r/2] for rotary width r and base θ, with optional Llama-3 scaling
-    /// (HF <c>_compute_llama3_parameters</c>: long wavelengths divided by factor, short ones kept, smooth in between).
+    /// The unscaled inverse frequencies [r/2] for rotary width r and base θ. HF computes
+    /// <c>1 / base ** (arange(0, r, 2).float() / r)</c> in float32; the float32 rounding is kept.
     /// </summary>
-    public static double[] InverseFrequencies(long rotaryDim, double theta, Llama3RopeScaling? scaling = null)
+    public static double[] DefaultInverseFrequencies(long rotaryDim, double theta)
     {
-        var n = rotaryDim / 2;
-        var inv = new double[n];
-        for (var j = 0; j < n; j++)
+        var inv = new double[rotaryDim / 2];
+        for (var j = 0; j < inv.Length; j++)
         {
-            // HF computes (arange(0, r, 2).float() / r) and base ** that in float32; the float32 rounding is kept.
             var exponent = (float)(2 * j) / (float)rotaryDim;
             inv[j] = (float)(1.0 / Math.Pow(theta, exponent));
-        }
-        if (scaling is null) return inv;
-        var lowWavelen = scaling.OriginalMaxPositionEmbeddings / scaling.LowFreqFactor;
-        var highWavelen = scaling.OriginalMaxPositionEmbeddings / scaling.HighFreqFactor;
-        for (var j = 0; j < n; j++)
-        {
-            var wavelen = 2 * Math.PI / inv[j];
-            if (wavelen < highWavelen) continue;                                   // high frequency: unchanged
-            if (wavelen > lowWavelen) { inv[j] /= scaling.Factor; continue; }       // low frequency: divided
-            var smooth = (scaling.OriginalMaxPositionEmbeddings / wavelen - scaling.LowFreqFactor) / (scaling.HighFreqFactor - scaling.LowFreqFactor);
-            inv[j] = (1 - smooth) * inv[j] / scaling.Factor + smooth * inv[j];
         }
         return inv;
     }
 
     /// <summary>
-    /// cos and sin tables for int64 positions [B, T]: each [B, 1, T, r] in <paramref name="dtype"/>, ready to broadcast over heads.
-    /// Angles are computed in float32 (float64 when dtype is float64), as HF does.
+    /// Inverse frequencies [r/2] and the cos/sin attention factor for rotary width r, base θ and optional scaling, as
+    /// transformers 5.x <c>modeling_rope_utils.py</c> computes them (<c>_compute_{linear_scaling,dynamic_ntk,yarn,llama3}_parameters</c>).
+    /// <paramref name="maxPositionEmbeddings"/> is the config's <c>max_position_embeddings</c> (dynamic only) and
+    /// <paramref name="sequenceLength"/> the longest position of the call + 1 (dynamic only; shorter than
+    /// max_position_embeddings means unscaled).
     /// </summary>
-    public static (Tensor Cos, Tensor Sin) Tables(Tensor positions, long rotaryDim, double theta, Llama3RopeScaling? scaling, ScalarType dtype)
+    public static (double[] InverseFrequencies, double AttentionFactor) Frequencies(
+        long rotaryDim, double theta, RopeScaling? scaling, long maxPositionEmbeddings = 0, long sequenceLength = 0)
+    {
+        switch (scaling)
+        {
+            case null:
+                return (DefaultInverseFrequencies(rotaryDim, theta), 1.0);
+            case LinearRopeScaling s:
+                // "applying scaling to the inverse frequencies is equivalent" to dividing positions (HF comment).
+                return (DefaultInverseFrequencies(rotaryDim, theta).Select(f => (double)(float)(f / s.Factor)).ToArray(), 1.0);
+            case DynamicRopeScaling s:
+            {
+                if (maxPositionEmbeddings <= 0) throw new ArgumentException("dynamic rope scaling needs max_position_embeddings", nameof(maxPositionEmbeddings));
+                var len = Math.Max(sequenceLength, maxPositionEmbeddings);
+                var r = (double)rotaryDim;
+                var grown = theta * Math.Pow(s.Factor * len / maxPositionEmbeddings - (s.Factor - 1), r / (r - 2));
+                return (DefaultInverseFrequencies(rotaryDim, grown), 1.0);
+            }
+            case YarnRopeScaling s:
+                return (YarnInverseFrequencies(rotaryDim, theta, s), s.EffectiveAttentionFactor);
+            case Llama3RopeScaling s:
+                return (Llama3InverseFrequencies(rotaryDim, theta, s), 1.0);
+            default:
+                throw new ArgumentException($"unsupported rope scaling {scaling.RopeType}", nameof(scaling));
+        }
+    }
+
+    private static double[] Llama3InverseFrequencies(long rotaryDim, double theta, Llama3RopeScaling s)
+    {
+        var inv = DefaultInverseFrequencies(rotaryDim, theta);
+        var lowWavelen = s.OriginalMaxPositionEmbeddings / s.LowFreqFactor;
+        var highWavelen = s.OriginalMaxPositionEmbeddings / s.HighFreqFactor;
+        for (var j = 0; j < inv.Length; j++)
+        {
+            var wavelen = 2 * Math.PI / inv[j];
+            if (wavelen < highWavelen) continue;                                   // high frequency: unchanged
+            if (wavelen > lowWavelen) { inv[j] /= s.Factor; continue; }            // low frequency: divided
+            var smooth = (s.OriginalMaxPositionEmbeddings / wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
+            inv[j] = (1 - smooth) * inv[j] / s.Factor + smooth * inv[j];
+        }
+        return inv;
+    }
+
+    private static double[] YarnInverseFrequencies(long rotaryDim, double theta, YarnRopeScaling s)
+    {
+        var dim = (double)rotaryDim;
+        // Dim index that completes `rotations` turns over the original context (YaRN eq. 17; HF find_correction_dim).
+        double CorrectionDim(double rotations) => dim * Math.Log(s.OriginalMaxPositionEmbeddings / (rotations * 2 * Math.PI)) / (2 * Math.Log(theta));
+        double low = CorrectionDim(s.BetaFast), high = CorrectionDim(s.BetaSlow);
+        if (s.Truncate) { low = Math.Floor(low); high = Math.Ceiling(high); }
+        low = Math.Max(low, 0);
+        high = Math.Min(high, dim - 1);
+        if (low == high) high += 0.001;                                            // HF: "prevent singularity"
+        var inv = new double[rotaryDim / 2];
+        for (var j = 0; j < inv.Length; j++)
+        {
+            var posFreq = (float)Math.Pow(theta, (float)(2 * j) / (float)rotaryDim);
+            var extrapolated = (float)(1.0 / posFreq);
+            var interpolated = (float)(1.0 / (float)(s.Factor * posFreq));
+            var ramp = (float)Math.Clamp((j - low) / (high - low), 0, 1);          // 0 → keep (extrapolate), 1 → interpolate
+            var keep = 1 - ramp;
+            inv[j] = (float)(interpolated * (1 - keep) + extrapolated * keep);
+        }
+        return inv;
+    }
+
+    /// <summary>
+    /// cos and sin tables for int64 positions [B, T] under <paramref name="config"/>'s rotary settings: each [B, 1, T, r]
+    /// in <paramref name="dtype"/>, ready to broadcast over heads. Dynamic scaling reads the longest position of this call
+    /// (one host read), as HF's <c>dynamic_rope_update</c> reads <c>max(position_ids) + 1</c>.
+    /// </summary>
+    public static (Tensor Cos, Tensor Sin) Tables(Tensor positions, ModelConfig config, ScalarType dtype)
+    {
+        var seqLen = config.RopeScaling is DynamicRopeScaling && positions.NumEl > 0 ? positions.Max().ItemLong() + 1 : 0;
+        var (inv, attentionFactor) = Frequencies(config.RotaryDim, config.RopeTheta, config.RopeScaling, config.MaxPositionEmbeddings, seqLen);
+        return Tables(positions, inv, attentionFactor, dtype);
+    }
+
+    /// <summary>
+    /// cos and sin tables for int64 positions [B, T] from inverse frequencies [r/2]: each [B, 1, T, r] in <paramref name="dtype"/>,
+    /// multiplied by <paramref name="attentionFactor"/> (YaRN). Angles are computed in float32 (float64 when dtype is float64), as HF does.
+    /// </summary>
+    public static (Tensor Cos, Tensor Sin) Tables(Tensor positions, double[] inverseFrequencies, double attentionFactor, ScalarType dtype)
     {
         using var scope = Torch.NewScope();
         var work = dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-        var inv = Torch.From(InverseFrequencies(rotaryDim, theta, scaling)).To(work);    // [r/2]
+        var inv = Torch.From(inverseFrequencies).To(work);                              // [r/2]
+        if (positions.Device != Device.Cpu) inv = inv.To(positions.Device);             // the host-built table follows the positions
         var freqs = positions.To(work).Unsqueeze(-1) * inv;                              // [B, T, r/2]
         var emb = Torch.Cat([freqs, freqs], -1).Unsqueeze(1);                            // [B, 1, T, r]
-        return (emb.Cos().To(dtype).MoveToOuter(), emb.Sin().To(dtype).MoveToOuter());
+        Tensor cos = emb.Cos(), sin = emb.Sin();
+        if (attentionFactor != 1.0) { cos = cos * attentionFactor; sin = sin * attentionFactor; }
+        return (cos.To(dtype).MoveToOuter(), sin.To(dtype).MoveToOuter());
     }
 
     /// <summary>rotate_half([a, b]) = [-b, a] over the last dim.</summary>
@@ -64,7 +140,7 @@ public static class Rotary
     }
 
     /// <summary>
-    /// Rotates the first r = cos.Size(-1) dims of x [B, H, T, hd] by the tables from <see cref="Tables"/>; the
+    /// Rotates the first r = cos.Size(-1) dims of x [B, H, T, hd] by the tables from <see cref="Tables(Tensor, ModelConfig, ScalarType)"/>; the
     /// remaining hd - r dims pass through (GPT-NeoX partial rotary). Returns [B, H, T, hd].
     /// </summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)

@@ -27,20 +27,12 @@ public static class Transformer
     public static Tensor Embed(ModelWeights w, Tensor ids, Tensor positions)
     {
         using var scope = Torch.NewScope();
-        var x = Functional.Embedding(w[WeightNames.Embedding(w.Config)], ids);                        // [B, T, D]
-        if (w.Config.Family == ModelFamily.Gpt2)
-        {
-            var maxPos = w.Config.MaxPositionEmbeddings;
-            if (positions.NumEl > 0 && positions.Max().ItemLong() >= maxPos)
-                throw new ArgumentException($"gpt2 positions must be < n_positions {maxPos}; got {positions.Max().ItemLong()}", nameof(positions));
-            x = x + Functional.Embedding(w["transformer.wpe.weight"], positions);                      // [B, T, D]
-        }
-        return x.MoveToOuter();
+        return w.Config.Recipe.Embed(w, ids, positions).MoveToOuter();                             // [B, T, D]
     }
 
     /// <summary>
-    /// Transformer block <paramref name="layer"/>: hidden [B, T, D] at positions [B, T] → [B, T, D].
-    /// Sequential families (llama, qwen2, gpt2, gpt_neox without parallel residual):
+    /// Transformer block <paramref name="layer"/>: hidden [B, T, D] at positions [B, T] → [B, T, D], as the family's recipe
+    /// writes it. Sequential families (llama, qwen2, gpt2, gpt_neox without parallel residual):
     /// x = x + attn(norm1(x)); x = x + mlp(norm2(x)). gpt_neox with use_parallel_residual: x + attn(ln1(x)) + mlp(ln2(x)).
     /// </summary>
     public static Tensor Block(ModelWeights w, int layer, Tensor hidden, Tensor positions, IAttention attention)
@@ -48,50 +40,11 @@ public static class Transformer
         using var scope = Torch.NewScope();
         var c = w.Config;
         if (layer < 0 || layer >= c.NumHiddenLayers) throw new ArgumentOutOfRangeException(nameof(layer), layer, $"model has {c.NumHiddenLayers} layers");
-        var p = WeightNames.Layer(c, layer);
-        var x = hidden;
-        Tensor result;
-        switch (c.Family)
-        {
-            case ModelFamily.Llama:
-            case ModelFamily.Qwen2:
-                x = x + SelfAttention.Forward(w, layer, Norms.RmsNorm(x, w[p + "input_layernorm.weight"], c.RmsNormEps), positions, attention);
-                result = x + Mlp.Forward(w, layer, Norms.RmsNorm(x, w[p + "post_attention_layernorm.weight"], c.RmsNormEps));
-                break;
-            case ModelFamily.GptNeox:
-            {
-                var ln1 = Norms.LayerNorm(x, w[p + "input_layernorm.weight"], w[p + "input_layernorm.bias"], c.LayerNormEps);
-                var attn = SelfAttention.Forward(w, layer, ln1, positions, attention);
-                if (c.UseParallelResidual)
-                    result = x + attn + Mlp.Forward(w, layer, Norms.LayerNorm(x, w[p + "post_attention_layernorm.weight"], w[p + "post_attention_layernorm.bias"], c.LayerNormEps));
-                else
-                {
-                    x = x + attn;
-                    result = x + Mlp.Forward(w, layer, Norms.LayerNorm(x, w[p + "post_attention_layernorm.weight"], w[p + "post_attention_layernorm.bias"], c.LayerNormEps));
-                }
-                break;
-            }
-            case ModelFamily.Gpt2:
-                x = x + SelfAttention.Forward(w, layer, Norms.LayerNorm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], c.LayerNormEps), positions, attention);
-                result = x + Mlp.Forward(w, layer, Norms.LayerNorm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], c.LayerNormEps));
-                break;
-            default: throw new ArgumentOutOfRangeException(nameof(w), c.Family, "unknown model family");
-        }
-        return result.MoveToOuter();
+        return c.Recipe.Block(w, layer, c.Recipe.Layer(layer), hidden, positions, attention).MoveToOuter();
     }
 
     /// <summary>The final norm: hidden [B, T, D] → [B, T, D] (RMSNorm model.norm, or LayerNorm final_layer_norm / ln_f).</summary>
-    public static Tensor FinalNorm(ModelWeights w, Tensor hidden)
-    {
-        var c = w.Config;
-        return c.Family switch
-        {
-            ModelFamily.Llama or ModelFamily.Qwen2 => Norms.RmsNorm(hidden, w["model.norm.weight"], c.RmsNormEps),
-            ModelFamily.GptNeox => Norms.LayerNorm(hidden, w["gpt_neox.final_layer_norm.weight"], w["gpt_neox.final_layer_norm.bias"], c.LayerNormEps),
-            ModelFamily.Gpt2 => Norms.LayerNorm(hidden, w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], c.LayerNormEps),
-            _ => throw new ArgumentOutOfRangeException(nameof(w), c.Family, "unknown model family"),
-        };
-    }
+    public static Tensor FinalNorm(ModelWeights w, Tensor hidden) => w.Config.Recipe.FinalNorm(w, hidden);
 
     /// <summary>The LM head [V, D] (the token embedding when tied). Throws for a score-head model.</summary>
     public static Tensor LmHeadWeight(ModelWeights w) =>

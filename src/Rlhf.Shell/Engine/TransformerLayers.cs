@@ -49,8 +49,7 @@ public sealed class TransformerLayers : ILayeredModel
     {
         Config = config;
         var specs = ModelWeights.ExpectedShapes(config);
-        var embeddingNames = new HashSet<string>(StringComparer.Ordinal) { WeightNames.Embedding(config) };
-        if (config.Family == ModelFamily.Gpt2) embeddingNames.Add("transformer.wpe.weight");
+        var embeddingNames = new HashSet<string>(WeightNames.EmbeddingStage(config), StringComparer.Ordinal);
         var blockPrefixes = Enumerable.Range(0, config.NumHiddenLayers).Select(i => WeightNames.Layer(config, i)).ToArray();
         int BlockOf(string name) => Array.FindIndex(blockPrefixes, p => name.StartsWith(p, StringComparison.Ordinal));
 

@@ -20,20 +20,25 @@ public static class HfModelDirectory
     /// <summary>The config name.</summary>
     public const string ConfigFile = "config.json";
 
-    /// <summary>Reads only the config of the model in <paramref name="dir"/>.</summary>
-    public static ModelConfig LoadConfig(string dir) => HfConfig.Read(Path.Combine(dir, ConfigFile));
+    /// <summary>Reads only the config of the model in <paramref name="dir"/> (ignored keys reported to <paramref name="warn"/>).</summary>
+    public static ModelConfig LoadConfig(string dir, Action<string>? warn = null) => HfConfig.Read(Path.Combine(dir, ConfigFile), warn);
 
     /// <summary>
-    /// Loads config and weights, converting floating-point tensors to <paramref name="dtype"/> when given (integer
-    /// tensors are left alone). Checks the tensors against the family's expected names and shapes and reports every
-    /// missing, unexpected and misshapen tensor at once. Base-model checkpoints without the family prefix
-    /// (GPT-2's <c>h.0.attn…</c>) are accepted; non-parameter buffers (<c>attn.bias</c>, <c>rotary_emb.inv_freq</c>)
-    /// and an <c>lm_head.weight</c> of a tied model are dropped, as HF does. The caller owns (disposes) the result.
+    /// Loads config and weights. Every floating-point tensor is cast to one model dtype, as transformers'
+    /// <c>from_pretrained(dtype="auto")</c> does: <paramref name="dtype"/> when given, else the config's
+    /// <c>dtype</c>/<c>torch_dtype</c>, else the dtype of the first floating-point tensor in name order; so a checkpoint
+    /// with bf16 matrices and fp32 norm weights loads as one dtype (integer tensors are left alone). Checks the tensors
+    /// against the family's expected names and shapes and reports every missing, unexpected and misshapen tensor at once.
+    /// Base-model checkpoints without the family prefix (GPT-2's <c>h.0.attn…</c>) are accepted, and an
+    /// <c>lm_head.weight</c> of a tied model is dropped, as transformers ties it. Tensors transformers does not load
+    /// (causal-mask and rotary buffers, a TRL value head <c>v_head.*</c>) are skipped with one message to
+    /// <paramref name="warn"/> listing them; with <paramref name="strict"/> they are unexpected tensors and refused.
+    /// The caller owns (disposes) the result.
     /// </summary>
-    public static ModelWeights Load(string dir, ScalarType? dtype = null)
+    public static ModelWeights Load(string dir, ScalarType? dtype = null, bool strict = false, Action<string>? warn = null)
     {
         if (!Directory.Exists(dir)) throw new HfFormatException(dir, "model directory not found");
-        var config = LoadConfig(dir);
+        var config = LoadConfig(dir, warn);
         var sources = WeightSources(dir);     // tensor name → file
         var files = new Dictionary<string, SafetensorsFile>();
         try
@@ -47,11 +52,12 @@ public static class HfModelDirectory
             var expected = ModelWeights.ExpectedShapes(config).Select(s => s.Name).ToHashSet();
             var prefix = WeightNames.BasePrefix(config);
             var chosen = new Dictionary<string, (string File, string Stored)>();
-            foreach (var (stored, file) in sources)
+            var ignored = new List<string>();
+            foreach (var (stored, file) in sources.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
-                if (WeightNames.IsIgnorableBuffer(config, stored)) continue;
                 var name = !expected.Contains(stored) && expected.Contains(prefix + stored) ? prefix + stored : stored;
                 if (config.TieWordEmbeddings && config.Head == ModelHead.LanguageModel && name == WeightNames.LmHead(config)) continue;
+                if (!strict && !expected.Contains(name) && WeightNames.IsIgnoredOnLoad(config, stored)) { ignored.Add(stored); continue; }
                 if (!chosen.TryAdd(name, (file, stored)))
                     throw new HfFormatException(dir, $"tensor '{name}' appears twice (as '{chosen[name].Stored}' in {chosen[name].File} and '{stored}' in {file})");
             }
@@ -59,17 +65,20 @@ public static class HfModelDirectory
             var problems = ModelWeights.Problems(config, shapes)
                 .Select(p => Regex.Replace(p, @"^tensor '([^']+)'", m => $"{m.Value} (in {chosen[m.Groups[1].Value].File})")).ToList();
             if (problems.Count > 0)
-                throw new HfFormatException(dir, $"weights do not match the {config.ModelType} config:\n  " + string.Join("\n  ", problems));
+                throw new HfFormatException(dir, $"weights do not match the {config.ModelType} config{(strict ? " (strict)" : "")}:\n  " + string.Join("\n  ", problems));
 
+            ScalarType? StoredType((string File, string Stored) at) => files[at.File].Entry(at.Stored).Dtype.ToScalarType();
+            var target = dtype
+                ?? (config.TorchDtype is { } name2 ? HfConfig.ScalarTypeOf(name2) : null)
+                ?? chosen.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => StoredType(kv.Value)).FirstOrDefault(t => t is { } s && s.IsFloatingPoint());
             var tensors = new List<KeyValuePair<string, Tensor>>();
             try
             {
                 foreach (var (name, (file, stored)) in chosen)
                 {
-                    var f = files[file];
-                    var st = f.Entry(stored).Dtype.ToScalarType();
-                    var target = dtype is { } d && st is { } s && s.IsFloatingPoint() ? d : (ScalarType?)null;
-                    tensors.Add(KeyValuePair.Create(name, f.Load(stored, target).DetachFromScope()));
+                    var st = StoredType((file, stored));
+                    var convert = target is { } d && st is { } s && s.IsFloatingPoint() && s != d ? d : (ScalarType?)null;
+                    tensors.Add(KeyValuePair.Create(name, files[file].Load(stored, convert).DetachFromScope()));
                 }
             }
             catch
@@ -77,6 +86,8 @@ public static class HfModelDirectory
                 foreach (var t in tensors) t.Value.Dispose();
                 throw;
             }
+            if (ignored.Count > 0)
+                warn?.Invoke($"{dir}: ignoring {ignored.Count} tensors transformers does not load into {config.ModelType} (pass strict to refuse): {string.Join(", ", ignored)}");
             return new ModelWeights(config, tensors);
         }
         finally

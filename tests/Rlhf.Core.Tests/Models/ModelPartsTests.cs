@@ -12,11 +12,11 @@ public class ModelPartsTests
     {
         // hd 128, θ 500000, Llama 3.1 scaling (8, 1, 4, 8192): reference formula evaluated independently.
         var s = new Llama3RopeScaling(8, 1, 4, 8192);
-        var got = Rotary.InverseFrequencies(128, 500000, s);
-        var want = ReferenceModel.InvFreq(128, 500000, s);
+        var got = Rotary.Frequencies(128, 500000, s).InverseFrequencies;
+        var want = ReferenceModel.InvFreq(128, 500000, s).Inv;
         for (var j = 0; j < 64; j++) Assert.Equal(want[j], got[j], want[j] * 1e-6);
         Assert.Equal(1.0, got[0], 1e-12);                               // highest frequency unchanged
-        var unscaled = Rotary.InverseFrequencies(128, 500000);
+        var unscaled = Rotary.DefaultInverseFrequencies(128, 500000);
         Assert.Equal(unscaled[63] / 8, got[63], unscaled[63] * 1e-6);    // lowest frequency divided by the factor
     }
 
@@ -26,7 +26,7 @@ public class ModelPartsTests
         using var scope = Torch.NewScope();
         // one head, hd 4, rotary over all 4 dims: pairs (0, 2) and (1, 3) rotate by p·1 and p·θ^(-1/2).
         var x = Torch.From(new double[] { 1, 2, 3, 4 }, 1, 1, 1, 4);
-        var (cos, sin) = Rotary.Tables(Torch.From(new long[] { 3 }, 1, 1), 4, 100, null, ScalarType.Float64);
+        var (cos, sin) = Rotary.Tables(Torch.From(new long[] { 3 }, 1, 1), Rotary.DefaultInverseFrequencies(4, 100), 1.0, ScalarType.Float64);
         var y = Rotary.Apply(x, cos, sin).ToArray<double>();
         double a0 = 3, a1 = 3 * 0.1;
         Assert.Equal(1 * Math.Cos(a0) - 3 * Math.Sin(a0), y[0], 1e-6);
@@ -115,5 +115,98 @@ public class ModelPartsTests
         Assert.Contains(p, s => s.Contains("not divisible"));
         Assert.Contains(p, s => s.Contains("num_key_value_heads"));
         Assert.Contains(p, s => s.Contains("swoosh"));
+    }
+}
+
+public class RopeScalingTests
+{
+    /// <summary>The reference comparison of the scaled variants could pass with scaling ignored only if scaling did nothing here.</summary>
+    [Theory]
+    [InlineData("llama-linear")]
+    [InlineData("llama-dynamic")]
+    [InlineData("qwen2-yarn")]
+    [InlineData("neox-yarn-partial")]
+    [InlineData("neox-dynamic-partial")]
+    [InlineData("llama-gqa-scaled-tied-bias")]
+    public void Scaling_changes_the_logits_of_the_test_sequence(string variant)
+    {
+        using var scope = Torch.NewScope();
+        var config = TinyModels.Config(variant);
+        using var w = TinyModels.Weights(config);
+        using var unscaled = new ModelWeights(config with { RopeScaling = null }, w.Tensors);
+        var ids = TinyModels.Ids([3, 0, 10, 7, 7, 2], 1, 6);
+        var diff = (Transformer.Forward(w, ids) - Transformer.Forward(unscaled, ids)).Abs().Max().Item();
+        Assert.True(diff > 1e-3, $"{variant}: scaling moved the logits by only {diff}");
+    }
+
+    [Fact]
+    public void Dynamic_scaling_is_the_identity_up_to_max_position_embeddings()
+    {
+        using var scope = Torch.NewScope();
+        var config = TinyModels.Config("llama-dynamic");                       // max_position_embeddings 4
+        using var w = TinyModels.Weights(config);
+        using var unscaled = new ModelWeights(config with { RopeScaling = null }, w.Tensors);
+        var ids = TinyModels.Ids([3, 0, 10, 7], 1, 4);
+        Assert.True(Transformer.Forward(w, ids).Equal(Transformer.Forward(unscaled, ids)));
+        // one more token and the base grows: θ' = θ·(3·5/4 − 2)^(r/(r−2)) with r = 8
+        var (inv, _) = Rotary.Frequencies(8, 10000, new DynamicRopeScaling(3), 4, 5);
+        Assert.Equal(1 / Math.Pow(10000 * Math.Pow(1.75, 8.0 / 6), 0.25), inv[1], 1e-6 * inv[1]);
+    }
+
+    [Fact]
+    public void Linear_divides_every_frequency_and_yarn_attention_factors_follow_hf()
+    {
+        var plain = Rotary.DefaultInverseFrequencies(16, 10000);
+        var (linear, one) = Rotary.Frequencies(16, 10000, new LinearRopeScaling(4));
+        Assert.Equal(1.0, one);
+        for (var j = 0; j < 8; j++) Assert.Equal(plain[j] / 4, linear[j], plain[j] * 1e-7);
+        Assert.Equal(1 + 0.1 * Math.Log(4), new YarnRopeScaling(4, 64).EffectiveAttentionFactor, 12);
+        Assert.Equal((1 + 0.1 * Math.Log(2)) / (1 + 0.05 * Math.Log(2)), new YarnRopeScaling(2, 16, Mscale: 1, MscaleAllDim: 0.5).EffectiveAttentionFactor, 12);
+        Assert.Equal(0.7, new YarnRopeScaling(2, 16, AttentionFactor: 0.7).EffectiveAttentionFactor);
+        Assert.Equal(1.0, new YarnRopeScaling(1, 16).EffectiveAttentionFactor);
+        // yarn: the fastest dim (many turns over the original context) is kept, the slowest divided by the factor
+        var (yarn, _) = Rotary.Frequencies(16, 10000, new YarnRopeScaling(4, 64));
+        Assert.Equal(plain[0], yarn[0], 1e-7);
+        Assert.Equal(plain[7] / 4, yarn[7], plain[7] * 1e-6);
+    }
+
+    [Fact]
+    public void Scaling_problems_are_reported()
+    {
+        Assert.Contains((ModelConfig.Gpt2(11, 16, 1, 2) with { RopeScaling = new LinearRopeScaling(2) }).Problems(), p => p.Contains("learned positions"));
+        Assert.Contains((ModelConfig.Llama(11, 16, 24, 1, 2) with { RotaryPct = 0.5 }).Problems(), p => p.Contains("partial_rotary_factor 0.5"));
+        Assert.Contains((ModelConfig.Llama(11, 16, 24, 1, 2) with { RopeScaling = new LinearRopeScaling(0) }).Problems(), p => p.Contains("factor must be positive"));
+        Assert.Contains((ModelConfig.Llama(11, 16, 24, 1, 2) with { RopeScaling = new Llama3RopeScaling(8, 4, 1, 64) }).Problems(), p => p.Contains("high_freq_factor"));
+    }
+}
+
+public class ModelRecipeTests
+{
+    [Fact]
+    public void Every_family_has_one_recipe_found_by_its_model_type()
+    {
+        foreach (var family in Enum.GetValues<ModelFamily>())
+        {
+            var recipe = ModelRecipes.Of(family);
+            Assert.Equal(family, recipe.Family);
+            Assert.Same(recipe, ModelRecipes.OfModelType(recipe.ModelType));
+            Assert.Equal(recipe.ModelType, ModelConfig.ModelTypeOf(family));
+        }
+        Assert.Equal(Enum.GetValues<ModelFamily>().Length, ModelRecipes.All.Select(r => r.ModelType).Distinct().Count());
+        Assert.Null(ModelRecipes.OfModelType("mamba"));
+    }
+
+    [Theory]
+    [MemberData(nameof(TransformerTests.Variants), MemberType = typeof(TransformerTests))]
+    public void Every_base_weight_sits_under_the_recipe_prefix_and_each_layer_under_its_own(string variant)
+    {
+        var c = TinyModels.Config(variant);
+        var recipe = c.Recipe;
+        var names = ModelWeights.ExpectedShapes(c).Select(s => s.Name).ToList();
+        Assert.Equal(names.Count, names.Distinct().Count());
+        Assert.All(names.Where(n => n != recipe.LmHead && n != WeightNames.Score), n => Assert.StartsWith(recipe.BasePrefix, n));
+        for (var i = 0; i < c.NumHiddenLayers; i++)
+            Assert.Equal(recipe.LayerWeights(c, recipe.Layer(i)).Count(), names.Count(n => n.StartsWith(recipe.Layer(i), StringComparison.Ordinal)));
+        Assert.Contains(recipe.Embedding, names);
     }
 }

@@ -84,36 +84,68 @@ internal sealed class ReferenceModel
         _ => throw new NotSupportedException(c.HiddenAct),
     };
 
-    /// <summary>Inverse frequencies written straight from HF's formulas (default and llama3).</summary>
-    internal static double[] InvFreq(long r, double theta, Llama3RopeScaling? s)
+    /// <summary>
+    /// Inverse frequencies and the cos/sin factor written straight from the formulas of transformers'
+    /// <c>modeling_rope_utils.py</c> and the papers, in doubles: θ^(−2j/r), then linear (÷ factor), dynamic NTK
+    /// (θ·(f·L/max − (f − 1))^(r/(r−2)) for a call of length L past max), YaRN (θ^(−2j/r)·(1 − γ_j + γ_j/f) with the
+    /// ramp γ over correction dims, and the mscale factor) or Llama 3 (by wavelength band).
+    /// </summary>
+    internal static (double[] Inv, double Factor) InvFreq(long r, double theta, RopeScaling? s, long maxPositions = 0, long length = 0)
     {
+        if (s is DynamicRopeScaling dyn && length > maxPositions)
+            theta *= Math.Pow(dyn.Factor * length / maxPositions - (dyn.Factor - 1), r / (r - 2.0));
         var inv = new double[r / 2];
         for (var j = 0; j < r / 2; j++) inv[j] = 1 / Math.Pow(theta, 2.0 * j / r);
-        if (s is null) return inv;
-        for (var j = 0; j < inv.Length; j++)
+        switch (s)
         {
-            var wl = 2 * Math.PI / inv[j];
-            var lowWl = s.OriginalMaxPositionEmbeddings / s.LowFreqFactor;
-            var highWl = s.OriginalMaxPositionEmbeddings / s.HighFreqFactor;
-            var scaled = wl > lowWl ? inv[j] / s.Factor : inv[j];
-            var smooth = (s.OriginalMaxPositionEmbeddings / wl - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
-            var smoothed = (1 - smooth) * scaled / s.Factor + smooth * scaled;
-            var medium = !(wl < highWl) && !(wl > lowWl);
-            inv[j] = medium ? smoothed : scaled;
+            case LinearRopeScaling lin:
+                return (inv.Select(f => f / lin.Factor).ToArray(), 1);
+            case YarnRopeScaling y:
+            {
+                // The dim whose wavelength fits `turns` times into the original context: 2π·θ^(d/r)·turns = original.
+                double Dim(double turns) => r * Math.Log(y.OriginalMaxPositionEmbeddings / (2 * Math.PI * turns)) / (2 * Math.Log(theta));
+                var lo = y.Truncate ? Math.Floor(Dim(y.BetaFast)) : Dim(y.BetaFast);
+                var hi = y.Truncate ? Math.Ceiling(Dim(y.BetaSlow)) : Dim(y.BetaSlow);
+                lo = Math.Max(lo, 0);
+                hi = Math.Min(hi, r - 1);
+                if (lo == hi) hi += 0.001;
+                var scaled = inv.Select((f, j) =>
+                {
+                    var gamma = Math.Min(1, Math.Max(0, (j - lo) / (hi - lo)));
+                    return f * (1 - gamma + gamma / y.Factor);
+                }).ToArray();
+                double M(double m) => y.Factor <= 1 ? 1 : 0.1 * m * Math.Log(y.Factor) + 1;
+                var factor = y.AttentionFactor ?? (y.Mscale is { } a && a != 0 && y.MscaleAllDim is { } b && b != 0 ? M(a) / M(b) : M(1));
+                return (scaled, factor);
+            }
+            case Llama3RopeScaling l3:
+                for (var j = 0; j < inv.Length; j++)
+                {
+                    var wl = 2 * Math.PI / inv[j];
+                    var lowWl = l3.OriginalMaxPositionEmbeddings / l3.LowFreqFactor;
+                    var highWl = l3.OriginalMaxPositionEmbeddings / l3.HighFreqFactor;
+                    var scaled = wl > lowWl ? inv[j] / l3.Factor : inv[j];
+                    var smooth = (l3.OriginalMaxPositionEmbeddings / wl - l3.LowFreqFactor) / (l3.HighFreqFactor - l3.LowFreqFactor);
+                    var smoothed = (1 - smooth) * scaled / l3.Factor + smooth * scaled;
+                    var medium = !(wl < highWl) && !(wl > lowWl);
+                    inv[j] = medium ? smoothed : scaled;
+                }
+                return (inv, 1);
+            default:
+                return (inv, 1);
         }
-        return inv;
     }
 
-    /// <summary>Rotates dims [0, r) of one head vector in place: pairs (i, i + r/2) by angle pos·inv[i].</summary>
-    private static void Rope(double[] v, int offset, long r, double[] inv, long pos)
+    /// <summary>Rotates dims [0, r) of one head vector in place: pairs (i, i + r/2) by angle pos·inv[i], scaled by <paramref name="factor"/>.</summary>
+    private static void Rope(double[] v, int offset, long r, double[] inv, double factor, long pos)
     {
         var half = (int)(r / 2);
         for (var i = 0; i < half; i++)
         {
             var a = v[offset + i]; var b = v[offset + i + half];
             var ang = pos * inv[i];
-            v[offset + i] = a * Math.Cos(ang) - b * Math.Sin(ang);
-            v[offset + i + half] = b * Math.Cos(ang) + a * Math.Sin(ang);
+            v[offset + i] = factor * (a * Math.Cos(ang) - b * Math.Sin(ang));
+            v[offset + i + half] = factor * (b * Math.Cos(ang) + a * Math.Sin(ang));
         }
     }
 
@@ -130,7 +162,7 @@ internal sealed class ReferenceModel
             var wpe = P("transformer.wpe.weight");
             for (var t = 0; t < T; t++) for (var d = 0; d < D; d++) x[t][d] += wpe[t * D + d];
         }
-        var inv = InvFreq(c.RotaryDim, c.RopeTheta, c.RopeScaling);
+        var (inv, ropeFactor) = InvFreq(c.RotaryDim, c.RopeTheta, c.RopeScaling, c.MaxPositionEmbeddings, T);
         for (var layer = 0; layer < c.NumHiddenLayers; layer++)
         {
             var p = WeightNames.Layer(c, layer);
@@ -176,8 +208,8 @@ internal sealed class ReferenceModel
                 }
                 if (c.RotaryDim > 0)
                 {
-                    for (var h = 0; h < H; h++) Rope(q[t], h * hd, c.RotaryDim, inv, t);
-                    for (var h = 0; h < KV; h++) Rope(k[t], h * hd, c.RotaryDim, inv, t);
+                    for (var h = 0; h < H; h++) Rope(q[t], h * hd, c.RotaryDim, inv, ropeFactor, t);
+                    for (var h = 0; h < KV; h++) Rope(k[t], h * hd, c.RotaryDim, inv, ropeFactor, t);
                 }
             }
             // ---- causal attention, query head h reads key/value head h / (H/KV)

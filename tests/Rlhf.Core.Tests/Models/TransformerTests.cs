@@ -51,8 +51,11 @@ public class TransformerTests
         Assert.True(logits.Equal(Transformer.Forward(w, ids)));
     }
 
+    /// <summary>Dynamic NTK reads the call's longest position (HF dynamic_rope_update), so a row alone and in a batch differ by design.</summary>
+    public static TheoryData<string> CallLengthIndependentVariants() => new(TinyModels.Variants.Where(v => !TinyModels.DependsOnCallLength(v)));
+
     [Theory]
-    [MemberData(nameof(Variants))]
+    [MemberData(nameof(CallLengthIndependentVariants))]
     public void Left_padded_batch_equals_one_sequence_at_a_time(string variant)
     {
         using var scope = Torch.NewScope();

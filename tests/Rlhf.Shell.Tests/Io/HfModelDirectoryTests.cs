@@ -1,4 +1,6 @@
+using System.Text.Json.Nodes;
 using Rlhf.Core.Models;
+using Rlhf.Core.Tests.Models;
 using Rlhf.Shell.Io;
 using Rlhf.Torch;
 
@@ -168,5 +170,127 @@ public class HfModelDirectoryTests
         Assert.True(File.Exists(Path.Combine(m, "tokenizer.json")));
         Assert.NotEqual(before, File.ReadAllBytes(Path.Combine(m, HfModelDirectory.SingleFile)));
         Assert.Single(Directory.GetDirectories(dir.Path));
+    }
+
+    /// <summary>
+    /// Checkpoints as they are found: a config.json in one layout or the other (written here by hand, as text) and the
+    /// intended architecture. The logits of what loads must equal the plain-loop reference under the intended config.
+    /// </summary>
+    public static TheoryData<string> WildCases() => new(Wild.Keys);
+
+    private static readonly Dictionary<string, (ModelConfig Intended, string RopeKeys)> Wild = new()
+    {
+        // Llama 3.1 as transformers 5.x writes it: θ and llama3 scaling only inside rope_parameters (hd 4: one medium, one low band)
+        ["llama-v5-llama3"] = (ModelConfig.Llama(37, 16, 24, 2, 4, kvHeads: 2, maxPositions: 64) with { RopeTheta = 500000, RopeScaling = new Llama3RopeScaling(8, 1, 4, 16) },
+            """ "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 16} """),
+        // Qwen2.5 style: top-level rope_theta, legacy "type": "yarn"
+        ["qwen2-v4-yarn"] = (ModelConfig.Qwen2(37, 32, 24, 1, 2, kvHeads: 1) with { RopeTheta = 1000000, RopeScaling = new YarnRopeScaling(4, 64) },
+            """ "rope_theta": 1000000.0, "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64} """),
+        // DeepSeek-style yarn: factor from max / original, mscale ratio, betas defaulted
+        ["llama-v5-yarn-mscale"] = (ModelConfig.Llama(37, 16, 24, 1, 2, maxPositions: 64) with { RopeScaling = new YarnRopeScaling(4, 16, Mscale: 1, MscaleAllDim: 0.5) },
+            """ "rope_parameters": {"rope_type": "yarn", "rope_theta": 10000, "factor": null, "original_max_position_embeddings": 16, "mscale": 1, "mscale_all_dim": 0.5} """),
+        ["llama-v4-linear"] = (ModelConfig.Llama(37, 16, 24, 1, 2) with { RopeScaling = new LinearRopeScaling(4) },
+            """ "rope_theta": 10000, "rope_scaling": {"rope_type": "linear", "factor": 4.0} """),
+        // gpt_neox in the 5.x layout: base, fraction and scaling all in rope_parameters
+        ["neox-v5-linear-partial"] = (ModelConfig.GptNeox(37, 32, 24, 1, 2) with { RotaryPct = 0.5, RopeTheta = 1000, RopeScaling = new LinearRopeScaling(2) },
+            """ "rope_parameters": {"rope_type": "linear", "factor": 2, "rope_theta": 1000, "partial_rotary_factor": 0.5} """),
+        // gpt_neox's own legacy names plus rope_scaling (ignored before): dynamic NTK past max_position_embeddings 4
+        ["neox-v4-dynamic"] = (ModelConfig.GptNeox(37, 16, 24, 1, 2, maxPositions: 4) with { RotaryPct = 0.5, RopeTheta = 500, RopeScaling = new DynamicRopeScaling(2) },
+            """ "rotary_emb_base": 500, "rotary_pct": 0.5, "rope_scaling": {"type": "dynamic", "factor": 2.0} """),
+    };
+
+    private static void WriteConfig(string dir, ModelConfig intended, string ropeKeys)
+    {
+        var o = JsonNode.Parse(HfConfig.ToJson(intended))!.AsObject();
+        foreach (var k in new[] { "rope_theta", "rope_scaling", "rope_parameters", "rotary_pct", "rotary_emb_base" }) o.Remove(k);
+        foreach (var (k, v) in JsonNode.Parse("{" + ropeKeys + "}")!.AsObject()) o[k] = v?.DeepClone();
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "config.json"), o.ToJsonString());
+    }
+
+    [Theory]
+    [MemberData(nameof(WildCases))]
+    public void Wild_rope_layouts_load_and_match_the_plain_loop_reference(string name)
+    {
+        using var scope = Torch.NewScope();
+        using var dir = new TempDir();
+        var (intended, ropeKeys) = Wild[name];
+        using var w = ModelInit.Random(intended, 9, ScalarType.Float64, std: 0.4);
+        WriteConfig(dir.Path, intended, ropeKeys);
+        Safetensors.Write(dir.File("model.safetensors"), w.Tensors);
+        using var loaded = HfModelDirectory.Load(dir.Path);
+        Assert.Equal(intended, loaded.Config);
+        long[] ids = [3, 0, 36, 7, 7, 2];
+        var got = Transformer.Forward(loaded, Torch.From(ids, 1, ids.Length)).ToArray<double>();
+        var want = new ReferenceModel(new ModelWeights(intended, w.Tensors)).Logits(ids);
+        for (var t = 0; t < ids.Length; t++)
+            for (var v = 0; v < 37; v++)
+                Assert.True(Math.Abs(want[t][v] - got[t * 37 + v]) <= 1e-6 * (1 + Math.Abs(want[t][v])), $"{name} logits[{t}, {v}]: {got[t * 37 + v]} vs {want[t][v]}");
+        // the scaling matters for this sequence, so loading it as the default rope would have failed above
+        var plain = new ReferenceModel(new ModelWeights(intended with { RopeScaling = null }, w.Tensors)).Logits(ids);
+        Assert.True(Enumerable.Range(0, ids.Length).Any(t => Enumerable.Range(0, 37).Any(v => Math.Abs(plain[t][v] - want[t][v]) > 1e-3)), $"{name}: scaling has no effect here");
+    }
+
+    [Fact]
+    public void Mixed_dtype_checkpoints_load_as_one_model_dtype()
+    {
+        using var scope = Torch.NewScope();
+        using var dir = new TempDir();
+        var config = ModelConfig.Llama(37, 16, 24, 2, 4, kvHeads: 2) with { TorchDtype = "bfloat16" };
+        using var w = ModelInit.Random(config, 10, std: 0.4);
+        // as many hub checkpoints are stored: bf16 matrices, fp32 norm weights
+        HfConfig.Write(dir.File("config.json"), config);
+        Safetensors.Write(dir.File("model.safetensors"), w.Tensors.Select(kv =>
+            KeyValuePair.Create(kv.Key, kv.Key.Contains("norm") ? kv.Value : kv.Value.To(ScalarType.BFloat16))));
+        var ids = Torch.From(new long[] { 3, 0, 36, 7, 7, 2 }, 1, 6);
+
+        using var auto = HfModelDirectory.Load(dir.Path);                     // the config's dtype
+        Assert.All(auto.Tensors.Values, t => Assert.Equal(ScalarType.BFloat16, t.Dtype));
+        using var bf16 = w.Map((_, t) => t.To(ScalarType.BFloat16).DetachFromScope());
+        Assert.True(Transformer.Forward(auto, ids).Equal(Transformer.Forward(bf16, ids)));
+
+        using var f32 = HfModelDirectory.Load(dir.Path, ScalarType.Float32); // an explicit dtype wins
+        Assert.All(f32.Tensors.Values, t => Assert.Equal(ScalarType.Float32, t.Dtype));
+        var got = Transformer.Forward(f32, ids).To(ScalarType.Float64).ToArray<double>();
+        var want = new ReferenceModel(f32).Logits([3, 0, 36, 7, 7, 2]);
+        for (var t = 0; t < 6; t++)
+            for (var v = 0; v < 37; v++)
+                Assert.True(Math.Abs(want[t][v] - got[t * 37 + v]) <= 1e-4 * (1 + Math.Abs(want[t][v])), $"logits[{t}, {v}]");
+
+        // no dtype in the config: the first floating-point tensor in name order (lm_head.weight, bf16) decides, as "auto" does
+        HfConfig.Write(dir.File("config.json"), config with { TorchDtype = null });
+        using var first = HfModelDirectory.Load(dir.Path);
+        Assert.All(first.Tensors.Values, t => Assert.Equal(ScalarType.BFloat16, t.Dtype));
+    }
+
+    [Fact]
+    public void Tensors_transformers_ignores_are_skipped_with_one_warning_and_refused_when_strict()
+    {
+        using var scope = Torch.NewScope();
+        using var dir = new TempDir();
+        var config = Config("gpt_neox");
+        using var w = ModelInit.Random(config, 11);
+        HfConfig.Write(dir.File("config.json"), config);
+        // a TRL AutoModelForCausalLMWithValueHead save, with the buffers older GPT-NeoX checkpoints carry
+        string[] extras = ["v_head.summary.weight", "v_head.summary.bias", "gpt_neox.layers.0.attention.bias",
+                           "gpt_neox.layers.1.attention.masked_bias", "gpt_neox.layers.0.attention.rotary_emb.inv_freq"];
+        Safetensors.Write(dir.File("model.safetensors"), w.Tensors
+            .Append(KeyValuePair.Create(extras[0], Torch.Ones([1, 16]))).Append(KeyValuePair.Create(extras[1], Torch.Ones([1])))
+            .Append(KeyValuePair.Create(extras[2], Torch.Ones([1, 1, 8, 8], ScalarType.Bool))).Append(KeyValuePair.Create(extras[3], Torch.Scalar(-1e9)))
+            .Append(KeyValuePair.Create(extras[4], Torch.Ones([2]))));
+        var warnings = new List<string>();
+        using var back = HfModelDirectory.Load(dir.Path, warn: warnings.Add);
+        Assert.Equal(w.Tensors.Keys, back.Tensors.Keys);
+        Assert.True(Transformer.Forward(w, Ids()).Equal(Transformer.Forward(back, Ids())));
+        var warning = Assert.Single(warnings);
+        Assert.Contains("ignoring 5 tensors", warning);
+        foreach (var e in extras) Assert.Contains(e, warning);
+
+        var ex = Assert.Throws<HfFormatException>(() => HfModelDirectory.Load(dir.Path, strict: true));
+        Assert.Contains("unexpected tensors (5)", ex.Message);
+        foreach (var e in extras) Assert.Contains(e, ex.Message);
+        // an unknown tensor is never skipped: it may mean a different model
+        Safetensors.Write(dir.File("model.safetensors"), w.Tensors.Append(KeyValuePair.Create("gpt_neox.layers.5.mlp.extra.weight", Torch.Ones([2]))));
+        Assert.Contains("unexpected tensors (1): gpt_neox.layers.5.mlp.extra.weight", Assert.Throws<HfFormatException>(() => HfModelDirectory.Load(dir.Path)).Message);
     }
 }
