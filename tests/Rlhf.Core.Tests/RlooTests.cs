@@ -46,7 +46,7 @@ public class RlooTests
         var old = T.D([0, 0, 0, 0], 2, 2);
         var lp = T.D([Math.Log(1.5), 0, Math.Log(0.9), 3.0], 2, 2);
         var mask = T.B(new[,] { { true, true }, { true, false } });
-        var (loss, s) = Rloo.Loss(lp, old, T.D([1.0, -2.0]), mask, new RlooSettings());
+        var (loss, s) = Rloo.Loss(lp, old, T.D([1.0, -2.0]), mask, 0.2, 0.2);
         // max(−1.5, −1.2) = −1.2; max(1.8, 1.8) = 1.8 → mean 0.3.
         T.Close(0.3, loss.Item(), 1e-12);
         T.Close(0.5, s.ClipFrac, 1e-12);
@@ -76,7 +76,7 @@ public class RlooTests
             var rho = Math.Exp(d);
             total += Math.Max(-a[i] * rho, -a[i] * Math.Clamp(rho, 0.8, 1.2));
         }
-        T.Close(total / c.B, Rloo.Loss(lp, old, adv, mask, new RlooSettings()).Loss.Item(), 1e-10);
+        T.Close(total / c.B, Rloo.Loss(lp, old, adv, mask, 0.2, 0.2).Loss.Item(), 1e-10);
     });
 
     [Fact]
@@ -87,7 +87,7 @@ public class RlooTests
         var old = T.Randn(g, 3, 4);
         var adv = T.Randn(g, 3);
         var mask = T.RowMask(g, 3, 4);
-        GradCheck.Check(x => Rloo.Loss(x[0], old, adv, mask, new RlooSettings()).Loss, [old + T.Randn(g, 3, 4) * 0.1]);
+        GradCheck.Check(x => Rloo.Loss(x[0], old, adv, mask, 0.2, 0.2).Loss, [old + T.Randn(g, 3, 4) * 0.1]);
         GradCheck.Check(x => (Rloo.Advantages(x[0], [0, 1, 0, 1], normalize: true) * T.D([1, -2, 3, 0.5])).Sum(), [T.Randn(g, 4)]);
     }
 }
