@@ -54,10 +54,11 @@ public sealed record ObjectiveBatch(RolloutBatch Rollouts, Tensor? Advantages = 
     /// <summary>The rows at <paramref name="rows"/> (a mini-batch), advantages and returns with them. Keep a group's rows together.</summary>
     public ObjectiveBatch Rows(long[] rows)
     {
+        var rollouts = Rollouts.Rows(rows);        // owned by the caller's scope
         using var scope = Torch.NewScope();
         var idx = Torch.From(rows);
         Tensor? Pick(Tensor? t) => t?.IndexSelect(0, idx.To(t.Device)).MoveToOuter();
-        return new ObjectiveBatch(Rollouts.Rows(rows), Pick(Advantages), Pick(Returns));
+        return new ObjectiveBatch(rollouts, Pick(Advantages), Pick(Returns));
     }
 }
 
