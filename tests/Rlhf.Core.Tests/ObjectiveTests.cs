@@ -230,3 +230,51 @@ public class ObjectiveTests
         Assert.Throws<KeyNotFoundException>(() => stats[0]["policy/clipfrac_avg"]);
     }
 }
+
+/// <summary>The objective path leaves no tensor behind: every intermediate is disposed by its scope.</summary>
+[Collection("Memory")]
+public class ObjectiveMemoryTests
+{
+    [Fact]
+    public void Objective_losses_do_not_leak_tensors()
+    {
+        using var outer = Torch.NewScope();
+        var g = new Generator(3);
+        var lp = -Torch.Rand([4, 5], g, ScalarType.Float64) - 0.1;
+        var batch = RolloutBatch.Create(Torch.Randint(3, 9, [4, 2], g), Torch.Randint(2, 8, [4, 5], g), lp, lp + 0.1, T.Randn(g, 4, 5), T.Randn(g, 4),
+            [0, 0, 1, 1], new long[4], stopTokenId: 2, padTokenId: 0);
+        IObjective[] objectives =
+        [
+            new PpoObjective(0.2, 0.2, 0.1, 1.0, 0.95, 0.05, KlEstimator.K1, whitenRewards: false),
+            new GrpoObjective(0.2, 0.28, 0.04, GroupScaling.Group, LossAggregation.Dapo),
+            new RlooObjective(0.2, 0.2, 0.05, normalizeAdvantages: false),
+        ];
+        var prepared = objectives.Select(o => o.Prepare(batch)).ToArray();
+        var theta = (lp + T.Randn(g, 4, 5) * 0.1).RequiresGrad_();
+        var values = T.Randn(g, 4, 5).RequiresGrad_();
+        var correction = new ImportanceCorrection(ImportanceSamplingLevel.Sequence, ImportanceSamplingMode.Truncate, 3.0);
+        RunAll();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var before = Torch.LiveTensors;
+        for (var i = 0; i < 200; i++) RunAll();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        Assert.Equal(before, Torch.LiveTensors);
+
+        void RunAll()
+        {
+            using var scope = Torch.NewScope();
+            var stats = new List<TensorStats>();
+            for (var k = 0; k < objectives.Length; k++)
+            {
+                var (loss, s) = Objective.Loss(objectives[k], prepared[k], theta, values, lp, correction);
+                loss.Backward();
+                stats.Add(s);
+            }
+            Assert.NotEmpty(TensorStats.Mean(stats.Take(1).ToArray()).ToMetrics());
+            theta.ZeroGrad();
+            values.ZeroGrad();
+        }
+    }
+}
