@@ -77,33 +77,64 @@ public sealed class BestOfKObjective : IObjective
     }
 }
 
-/// <summary>The offline objectives (no generator, so no off-policy correction): their terms, reduced by <see cref="Objective.Reduce"/>.</summary>
-public static class OfflineObjectives
+/// <summary>
+/// Supervised fine-tuning (TRL SFTTrainer): the token terms <c>−lp</c> over the completion mask, mean over all its tokens
+/// (<see cref="LossAggregation.Bnpo"/>, as TRL's cross-entropy averages). Offline: no generator, so no off-policy correction;
+/// reduce with <see cref="Objective.Reduce"/>.
+/// </summary>
+public sealed class SftObjective
 {
-    /// <summary>
-    /// Supervised fine-tuning (TRL SFTTrainer): the token terms <c>−lp</c> over the completion mask, mean over all its tokens
-    /// (<see cref="LossAggregation.Bnpo"/>, as TRL's cross-entropy averages), with <c>logps/mean</c>. logprobs [B, T], mask [B, T] → terms.
-    /// </summary>
-    public static ObjectiveTerms Sft(Tensor logprobs, Tensor mask)
+    /// <summary>Token terms with <c>logps/mean</c>. logprobs [B, T] (with grad), mask [B, T] → terms.</summary>
+    public ObjectiveTerms Terms(Tensor logprobs, Tensor mask)
     {
         Guard.Rank(logprobs, 2, nameof(logprobs));
         Guard.SameShape(logprobs, nameof(logprobs), mask, nameof(mask));
         using var scope = Torch.NewScope();
         var stats = new TensorStats().Add("logps/mean", Masked.Mean(logprobs.Detach(), mask));
-        return new ObjectiveTerms((-logprobs).MoveToOuter(), null, Guard.BoolMask(mask).Clone().MoveToOuter(), ObjectiveUnit.Token, LossAggregation.Bnpo, stats.MoveToOuter());
+        return new ObjectiveTerms((-logprobs).MoveToOuter(), null, Guard.BoolMask(mask).Clone().MoveToOuter(), ObjectiveUnit.Token, LossAggregation.Bnpo,
+            stats.MoveToOuter());
     }
+}
 
-    /// <summary>
-    /// Offline DPO (TRL DPOTrainer): one term per pair (<see cref="Dpo.OfflineTerms"/>), mean over pairs, with TRL's reward stats.
-    /// chosen* [P, Tc], rejected* [P, Tr] → terms.
-    /// </summary>
-    public static ObjectiveTerms Dpo(Tensor chosenLogprobs, Tensor chosenRefLogprobs, Tensor chosenMask, Tensor rejectedLogprobs, Tensor rejectedRefLogprobs,
-        Tensor rejectedMask, double beta, DpoLossType lossType, double labelSmoothing)
+/// <summary>Offline DPO (TRL DPOTrainer) on a preference data set: one term per pair, mean over pairs, TRL's reward stats.</summary>
+/// <param name="beta">β.</param>
+/// <param name="lossType">Sigmoid, IPO (length-normalised logps) or hinge.</param>
+/// <param name="labelSmoothing">cDPO label smoothing s ∈ [0, 0.5) (sigmoid).</param>
+public sealed class OfflineDpoObjective(double beta, DpoLossType lossType, double labelSmoothing)
+{
+    /// <summary>β.</summary>
+    public double Beta { get; } = beta;
+    /// <summary>The DPO loss.</summary>
+    public DpoLossType LossType { get; } = lossType;
+    /// <summary>Label smoothing.</summary>
+    public double LabelSmoothing { get; } = labelSmoothing;
+
+    /// <summary>Pair terms (<see cref="Dpo.OfflineTerms"/>). chosen* [P, Tc], rejected* [P, Tr] → terms.</summary>
+    public ObjectiveTerms Terms(Tensor chosenLogprobs, Tensor chosenRefLogprobs, Tensor chosenMask, Tensor rejectedLogprobs, Tensor rejectedRefLogprobs,
+        Tensor rejectedMask)
     {
         using var scope = Torch.NewScope();
-        var (terms, stats) = Losses.Dpo.OfflineTerms(chosenLogprobs, chosenRefLogprobs, chosenMask, rejectedLogprobs, rejectedRefLogprobs, rejectedMask,
-            beta, lossType, labelSmoothing);
+        var (terms, stats) = Dpo.OfflineTerms(chosenLogprobs, chosenRefLogprobs, chosenMask, rejectedLogprobs, rejectedRefLogprobs, rejectedMask,
+            Beta, LossType, LabelSmoothing);
         var mask = Torch.OnesLike(terms).Gt(0);
         return new ObjectiveTerms(terms.MoveToOuter(), null, mask.MoveToOuter(), ObjectiveUnit.Pair, LossAggregation.Bnpo, stats.MoveToOuter());
+    }
+}
+
+/// <summary>Bradley–Terry reward-model training (TRL RewardTrainer), see <see cref="RewardModelLoss.Compute"/>.</summary>
+/// <param name="centerCoefficient">TRL <c>center_rewards_coefficient</c>, or null.</param>
+/// <param name="useMargin">Subtract each pair's margin from r_c − r_r (Llama 2).</param>
+public sealed class RewardModelObjective(double? centerCoefficient, bool useMargin)
+{
+    /// <summary>Centering coefficient, or null.</summary>
+    public double? CenterCoefficient { get; } = centerCoefficient;
+    /// <summary>Whether margins are used.</summary>
+    public bool UseMargin { get; } = useMargin;
+
+    /// <summary>The loss of P pairs. rewardsChosen, rewardsRejected [P] (with grad), margin [P] (needed when <see cref="UseMargin"/>) → (scalar, stats).</summary>
+    public (Tensor Loss, RewardModelStats Stats) Loss(Tensor rewardsChosen, Tensor rewardsRejected, Tensor? margin)
+    {
+        Guard.That(!UseMargin || margin is not null, "reward_model.use_margin is on: every pair needs a margin");
+        return RewardModelLoss.Compute(rewardsChosen, rewardsRejected, UseMargin ? margin : null, CenterCoefficient);
     }
 }
