@@ -37,7 +37,7 @@ public class MaskInvarianceTests
         Same((l, _, r) => Rloo.RlhfReward(seqAdv, l, r, mask, 0.05), "rloo reward");
         Same((l, _, r) => Dpo.OnlineLoss(l, r, mask, Dpo.SelectPairs(seqAdv, c.Ids), 0.1, DpoLossType.Sigmoid).Loss, "online dpo");
         Same((l, _, _) => BestOfK.Loss(l, mask).Loss, "best-of-k");
-        Same((l, o, _) => ImportanceSampling.Weights(l, o, mask, ImportanceSamplingLevel.Sequence, ImportanceSamplingMode.Truncate, 2.0).Weights, "is weights");
+        Same((l, o, _) => ImportanceSampling.Weights(l, o, mask, ImportanceSamplingLevel.Sequence, ImportanceSamplingMode.Truncate, 2.0, 0.0).Weights, "is weights");
         Same((l, _, r) => Kl.K3(l, r, mask), "k3");
         Same((l, _, r) => ReinforcePlusPlus.Advantages(Kl.K1(l, r, mask), seqAdv, mask, 0.1, 1.0, null, (-10, 10), true).Advantages, "reinforce++");
     }, maxTest: 40);

@@ -135,10 +135,10 @@ public class ObjectiveTests
         T.Close(new[] { 0.5, -0.5 }, T.A(prepared.Advantages!), 1e-12);
         // Against π_prox: ρ = [1.1, 1] (row 0, A = ½) → terms −0.55, −0.5; row 1: ρ = 1, A = −½ → 0.5, 0.5.
         // Mask mode, cap 3: weights [2, 0 (4 > 3)], [1, 1] → (−1.1 + 0 + 0.5 + 0.5)/4 = −0.025.
-        var (masked, ms) = Objective.Loss(grpo, prepared, theta, null, prox, new ImportanceCorrection(ImportanceSamplingLevel.Token, ImportanceSamplingMode.Mask, 3.0));
+        var (masked, ms) = Objective.Loss(grpo, prepared, theta, null, prox, new ImportanceCorrection(ImportanceSamplingLevel.Token, ImportanceSamplingMode.Mask, 3.0, 0.0));
         T.Close(-0.025, masked.Item(), 1e-12);
         // Truncate: weights [2, 3], [1, 1] → (−1.1 − 1.5 + 1)/4 = −0.4.
-        var (truncated, ts) = Objective.Loss(grpo, prepared, theta, null, prox, new ImportanceCorrection(ImportanceSamplingLevel.Token, ImportanceSamplingMode.Truncate, 3.0));
+        var (truncated, ts) = Objective.Loss(grpo, prepared, theta, null, prox, new ImportanceCorrection(ImportanceSamplingLevel.Token, ImportanceSamplingMode.Truncate, 3.0, 0.0));
         T.Close(-0.4, truncated.Item(), 1e-12);
         var m = ts.ToMetrics();
         T.Close(1.0, m["sampling/importance_sampling_ratio/min"], 1e-12);
@@ -151,7 +151,7 @@ public class ObjectiveTests
         T.Close((-0.64 - 0.64 + 0.5 + 0.5) / 4, Objective.Loss(grpo, prepared, theta).Loss.Item(), 1e-12);
         // A correction needs the proximal logprobs.
         Assert.Throws<ArgumentException>(() => Objective.Loss(grpo, prepared, theta, null, null,
-            new ImportanceCorrection(ImportanceSamplingLevel.Token, ImportanceSamplingMode.Mask, 3.0)));
+            new ImportanceCorrection(ImportanceSamplingLevel.Token, ImportanceSamplingMode.Mask, 3.0, 0.0)));
     }
 
     [Fact]
@@ -168,13 +168,13 @@ public class ObjectiveTests
         var theta = T.D([-0.3, -0.2, -0.4, -0.1], 2, 2);
         var plain = Objective.Loss(dpo, prepared, theta).Loss.Item();
         Tensor L(ImportanceSamplingMode mode, double cap) =>
-            Objective.Loss(dpo, prepared, theta, null, prox, new ImportanceCorrection(ImportanceSamplingLevel.Sequence, mode, cap)).Loss;
+            Objective.Loss(dpo, prepared, theta, null, prox, new ImportanceCorrection(ImportanceSamplingLevel.Sequence, mode, cap, 0.0)).Loss;
         T.Close(3 * plain, L(ImportanceSamplingMode.Truncate, 3).Item(), 1e-12);
         T.Close(4 * plain, L(ImportanceSamplingMode.Truncate, 5).Item(), 1e-12);
         T.Close(0.0, L(ImportanceSamplingMode.Mask, 3).Item(), 1e-12);
         // A per-pair loss has no token-level ratio.
         var e = Assert.Throws<ArgumentException>(() => Objective.Loss(dpo, prepared, theta, null, prox,
-            new ImportanceCorrection(ImportanceSamplingLevel.Token, ImportanceSamplingMode.Truncate, 3)));
+            new ImportanceCorrection(ImportanceSamplingLevel.Token, ImportanceSamplingMode.Truncate, 3, 0.0)));
         Assert.Contains("sequence level", e.Message);
     }
 
@@ -219,7 +219,7 @@ public class ObjectiveTests
         var prepared = grpo.Prepare(batch);
         var parts = new[] { prepared.Rows([0, 1]), prepared.Rows([2, 3]) };
         var stats = parts.Select(p => Objective.Loss(grpo, p, p.Rollouts.Logprobs + 0.1, null, p.Rollouts.Logprobs.Clone(),
-            new ImportanceCorrection(ImportanceSamplingLevel.Sequence, ImportanceSamplingMode.Truncate, 3.0)).Stats).ToArray();
+            new ImportanceCorrection(ImportanceSamplingLevel.Sequence, ImportanceSamplingMode.Truncate, 3.0, 0.0)).Stats).ToArray();
         foreach (var key in new[] { "loss", "loss/policy_avg", "kl", "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean",
                      "sampling/importance_sampling_ratio/mean", "sampling/sampling_logp_difference/mean" })
             Assert.True(stats[0].Contains(key), key);
@@ -252,7 +252,7 @@ public class ObjectiveMemoryTests
         var prepared = objectives.Select(o => o.Prepare(batch)).ToArray();
         var theta = (lp + T.Randn(g, 4, 5) * 0.1).RequiresGrad_();
         var values = T.Randn(g, 4, 5).RequiresGrad_();
-        var correction = new ImportanceCorrection(ImportanceSamplingLevel.Sequence, ImportanceSamplingMode.Truncate, 3.0);
+        var correction = new ImportanceCorrection(ImportanceSamplingLevel.Sequence, ImportanceSamplingMode.Truncate, 3.0, 0.0);
         RunAll();
         GC.Collect();
         GC.WaitForPendingFinalizers();

@@ -108,10 +108,10 @@ public class MemoryTests
             var (l, _) = Ppo.Loss(lp, old, adv, mask, v, old, ret, mask, 0.2, 0.2, 0.1);
             l.Backward();
             Grpo.Loss(lp, old, Grpo.Advantages(seqAdv, ids, GroupScaling.Group), mask, old, 0.2, 0.2, 0.04, LossAggregation.Dapo);
-            Rloo.Loss(lp, old, Rloo.Advantages(seqAdv, ids), mask, 0.2, 0.2);
+            Rloo.Loss(lp, old, Rloo.Advantages(seqAdv, ids, normalize: false), mask, 0.2, 0.2);
             Dpo.OnlineLoss(lp, old, mask, Dpo.SelectPairs(seqAdv, ids), 0.1, DpoLossType.Sigmoid);
             ImportanceSampling.Weights(lp, old, mask, ImportanceSamplingLevel.Sequence, ImportanceSamplingMode.Mask, 3.0, 0.1);
-            Advantages.Gae.Compute(adv, ret);
+            Advantages.Gae.Compute(adv, ret, 1.0, 0.95);
             lp.ZeroGrad();
             v.ZeroGrad();
         }

@@ -37,7 +37,7 @@ public static class ImportanceSampling
     /// (TRL clamps / masks above <c>vllm_importance_sampling_cap</c>; the floor is the matching lower bound, 0 = none).
     /// ratio [..] → [..].
     /// </summary>
-    public static Tensor Correct(Tensor ratio, ImportanceSamplingMode mode, double cap, double floor = 0.0)
+    public static Tensor Correct(Tensor ratio, ImportanceSamplingMode mode, double cap, double floor)
     {
         CheckBounds(cap, floor);
         using var scope = Torch.NewScope();
@@ -58,7 +58,7 @@ public static class ImportanceSampling
     /// trainerLogprobs [B, T], generatorLogprobs [B, T], mask [B, T] (≥ 1 active token) → (weights [B, T], stats).
     /// </summary>
     public static (Tensor Weights, TensorStats Stats) Weights(Tensor trainerLogprobs, Tensor generatorLogprobs, Tensor mask,
-        ImportanceSamplingLevel level, ImportanceSamplingMode mode, double cap, double floor = 0.0)
+        ImportanceSamplingLevel level, ImportanceSamplingMode mode, double cap, double floor)
     {
         Guard.Rank(trainerLogprobs, 2, nameof(trainerLogprobs));
         Guard.SameShape(trainerLogprobs, nameof(trainerLogprobs), generatorLogprobs, nameof(generatorLogprobs));
@@ -93,7 +93,7 @@ public static class ImportanceSampling
     /// summed log ratios: <c>Correct(exp(logRatio))</c>, detached, with <c>sampling/importance_sampling_ratio/{min,mean,max}</c> over
     /// the units. logRatio [N] → (weights [N, 1], stats).
     /// </summary>
-    public static (Tensor Weights, TensorStats Stats) UnitWeights(Tensor logRatio, ImportanceSamplingMode mode, double cap, double floor = 0.0)
+    public static (Tensor Weights, TensorStats Stats) UnitWeights(Tensor logRatio, ImportanceSamplingMode mode, double cap, double floor)
     {
         Guard.Rank(logRatio, 1, nameof(logRatio));
         CheckBounds(cap, floor);
@@ -150,7 +150,7 @@ public static class ImportanceSampling
 /// <param name="mode">Truncate or mask ratios outside [floor, cap].</param>
 /// <param name="cap">The upper bound C_max (≥ 1).</param>
 /// <param name="floor">The lower bound C_min (in [0, 1]; 0 = none).</param>
-public sealed class ImportanceCorrection(ImportanceSamplingLevel level, ImportanceSamplingMode mode, double cap, double floor = 0.0)
+public sealed class ImportanceCorrection(ImportanceSamplingLevel level, ImportanceSamplingMode mode, double cap, double floor)
 {
     /// <summary>Token or sequence ratio.</summary>
     public ImportanceSamplingLevel Level { get; } = level;

@@ -203,10 +203,16 @@ public static class Ppo
         double? dualClip = null, Tensor? entropy = null)
     {
         using var scope = Torch.NewScope();
-        var (pg, ps) = PolicyLoss(logprobs, oldLogprobs, advantages, responseMask, clipRange, dualClip);
-        var (vf, vs) = ValueLoss(values, oldValues, returns, valueMask, vfClipRange);
+        var (pgTerms, p) = PolicyTerms(logprobs, oldLogprobs, advantages, responseMask, clipRange, dualClip);
+        var pg = Aggregation.Reduce(pgTerms, responseMask, LossAggregation.Bnpo);
+        var (vf, v) = ValueTerms(values, oldValues, returns, valueMask, vfClipRange);
         var loss = pg + vf * vfCoef;
-        double? ent = entropy is null ? null : StatsMath.D(Masked.Mean(entropy.Detach(), responseMask));
+        // One host read for every statistic.
+        var r = StatsMath.Read(p["policy/approxkl_avg"], p["policy/clipfrac_avg"], pg, p["val/ratio"], p["val/ratio_var"], v["loss/value_avg"],
+            v["val/clipfrac_avg"], entropy is null ? Torch.Scalar(0.0, ScalarType.Float64) : Masked.Mean(entropy.Detach(), responseMask));
+        var ps = new PolicyLossStats(r[0], r[1], r[2], r[3], r[4]);
+        var vs = new ValueLossStats(r[5], r[6]);
+        double? ent = entropy is null ? null : r[7];
         return (loss.MoveToOuter(), new PpoStats(ps, vs, ent));
     }
 }

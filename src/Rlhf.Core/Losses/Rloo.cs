@@ -25,7 +25,7 @@ public static class Rloo
     /// Leave-one-out advantages <c>A_i = R_i − (Σ_{j∈g(i)} R_j − R_i)/(k − 1)</c>, optionally whitened over the batch
     /// (<c>(A − mean)/(std + 1e-8)</c>, current TRL). rlhfReward [B], groupIds int[B] → [B].
     /// </summary>
-    public static Tensor Advantages(Tensor rlhfReward, IReadOnlyList<int> groupIds, bool normalize = false)
+    public static Tensor Advantages(Tensor rlhfReward, IReadOnlyList<int> groupIds, bool normalize)
     {
         using var scope = Torch.NewScope();
         var a = GroupAdvantages.LeaveOneOut(rlhfReward, groupIds);
