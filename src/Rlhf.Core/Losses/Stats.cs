@@ -12,16 +12,9 @@ public interface IStats
     IReadOnlyDictionary<string, double> ToMetrics();
 }
 
-/// <summary>Helpers for computing stats: plain doubles, read under no-grad.</summary>
+/// <summary>Reading stats to the host: every value of a step in one copy, under no-grad.</summary>
 internal static class StatsMath
 {
-    /// <summary>The value of a scalar tensor as a double, without recording autograd.</summary>
-    public static double D(Tensor t)
-    {
-        using var _ = Torch.NoGrad();
-        return t.Detach().To(ScalarType.Float64).Item();
-    }
-
     /// <summary>
     /// The values of several scalar tensors with one device→host copy: stacked as float64 on their device, then copied once.
     /// Empty input gives an empty array.
