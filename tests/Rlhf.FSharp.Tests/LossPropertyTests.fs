@@ -84,7 +84,7 @@ let ``GAE with lambda 1 and gamma 1 is the Monte Carlo return minus the value`` 
         let mc =
             [| for b in 0 .. c.Rewards.Length - 1 do
                  for i in 0 .. t - 1 do
-                     Array.sum c.Rewards[b][i..] - c.Values[b][i] |]
+                     Array.sum (c.Rewards[b][i..]) - c.Values[b][i] |]
         allClose 1e-9 mc (Tensor.toArray adv))
 
 [<Property(Arbitrary = [| typeof<Arbitraries> |], QuietOnSuccess = true)>]
