@@ -17,10 +17,28 @@ public static class DeepSpeedConfig
     /// engine checks and batch rule for <paramref name="worldSize"/>; every error names file, line, column and key.
     /// </summary>
     public static DeepSpeedSettings Load(string path, long worldSize) =>
-        ConfigLoader.LoadSection(path, (node, ctx, at) => DeepSpeedSettings.Bind(node, ctx, at).Match(
-                ds => ConfigResolver.ResolveEngine(ds, ctx, at, worldSize),
-                errors => LanguageExt.Validation<ConfigError, DeepSpeedSettings>.Fail(errors)))
-            .Match(ds => ds, errors => throw new ArgumentException($"invalid engine settings:\n{ConfigLoader.Format(errors)}"));
+        OrThrow(ConfigLoader.LoadSection(path, (node, ctx, at) => BindResolved(node, ctx, at, worldSize)));
+
+    /// <summary>
+    /// An engine section from YAML (or JSON) text, bound and resolved as <see cref="Load"/> does — the convenient way to
+    /// build engine settings in code: <c>DeepSpeedConfig.Parse("zero_optimization: {stage: 3}", worldSize: 1)</c>.
+    /// </summary>
+    public static DeepSpeedSettings Parse(string yaml, long worldSize, string display = "<engine>")
+    {
+        var sources = new NodeSources(display);
+        var errors = new List<ConfigError>();
+        var root = new Composer(sources, errors).Parse(yaml, display);
+        if (errors.Count > 0) throw new ArgumentException($"invalid engine settings:\n{ConfigLoader.Format(errors)}");
+        return OrThrow(BindResolved(root, new BindContext(sources), "", worldSize));
+    }
+
+    private static LanguageExt.Validation<ConfigError, DeepSpeedSettings> BindResolved(YamlDotNet.RepresentationModel.YamlNode? node, BindContext ctx, string at, long worldSize) =>
+        DeepSpeedSettings.Bind(node, ctx, at).Match(
+            ds => ConfigResolver.ResolveEngine(ds, ctx, at, worldSize),
+            errors => LanguageExt.Validation<ConfigError, DeepSpeedSettings>.Fail(errors));
+
+    private static DeepSpeedSettings OrThrow(LanguageExt.Validation<ConfigError, DeepSpeedSettings> v) =>
+        v.Match(ds => ds, errors => throw new ArgumentException($"invalid engine settings:\n{ConfigLoader.Format(errors)}"));
 
     /// <summary><c>zero_optimization.stage</c>.</summary>
     public static ZeroStage Stage(DeepSpeedSettings ds) => ds.ZeroOptimization.Stage switch

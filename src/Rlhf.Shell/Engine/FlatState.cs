@@ -128,8 +128,8 @@ internal sealed class FlatState : PartitionedState
     public override Tensor LocalGradient(int j)
     {
         var p = Layout.Params[j];
-        var buffer = flatGrads ?? throw new InvalidOperationException("LocalGradient reads the full gradient buffer: stages 0–1");
-        return buffer.Narrow(0, p.Offset, p.NumEl).View(p.Shape);
+        // One process: stage 2's slice is the whole flat space too.
+        return (flatGrads ?? gradSlice!).Narrow(0, p.Offset, p.NumEl).View(p.Shape);
     }
 
     public override long GradientBytes => (flatGrads?.NumBytes ?? 0) + (gradSlice?.NumBytes ?? 0);
