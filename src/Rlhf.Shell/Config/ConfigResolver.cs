@@ -77,6 +77,7 @@ public static class ConfigResolver
         };
 
         engine = CheckEngine(engine, "engine", errors, ctx);
+        engine = EngineOptimizer(engine, training);
         var batch = BatchSizes(engine, "engine", training.PerDeviceTrainBatchSize, "training.per_device_train_batch_size",
             training.GradientAccumulationSteps, "training.gradient_accumulation_steps", ws, errors, ctx);
         if (batch is var (tbs, mb, gas))
@@ -105,6 +106,30 @@ public static class ConfigResolver
         return errors.Count > 0
             ? Validation<ConfigError, RlhfConfig>.Fail(Prelude.Seq(errors))
             : Validation<ConfigError, RlhfConfig>.Success(resolved);
+    }
+
+    /// <summary>
+    /// The engine's optimizer after resolution: an unset <c>engine.optimizer</c> is the trainer's own AdamW, and unset
+    /// (<c>auto</c>) params take <c>training.learning_rate</c>, <c>adam_beta1</c>/<c>adam_beta2</c>, <c>adam_epsilon</c> and
+    /// <c>weight_decay</c> (HF Trainer's DeepSpeed integration fills "auto" the same way).
+    /// </summary>
+    private static DeepSpeedSettings EngineOptimizer(DeepSpeedSettings e, TrainingSettings t)
+    {
+        var o = e.Optimizer ?? new OptimizerSettings { Type = OptimizerType.AdamW };
+        var p = o.Params;
+        return e with
+        {
+            Optimizer = o with
+            {
+                Params = p with
+                {
+                    Lr = p.Lr ?? t.LearningRate,
+                    Betas = p.Betas ?? new EquatableList<double>([t.AdamBeta1, t.AdamBeta2]),
+                    Eps = p.Eps ?? t.AdamEpsilon,
+                    WeightDecay = p.WeightDecay ?? t.WeightDecay,
+                },
+            },
+        };
     }
 
     /// <summary>

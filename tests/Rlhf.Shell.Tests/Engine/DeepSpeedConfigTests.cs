@@ -2,6 +2,7 @@ using FsCheck;
 using FsCheck.Fluent;
 using Rlhf.Core.Schedules;
 using Rlhf.Settings;
+using Rlhf.Shell.Config;
 using Rlhf.Shell.Engine;
 
 namespace Rlhf.Shell.Tests.Engine;
@@ -110,6 +111,22 @@ public class DeepSpeedConfigTests
         finally { dir.Delete(recursive: true); }
         Assert.Equal(ZeroStage.Gradients, DeepSpeedConfig.Stage(fromJson));
         Assert.Equal(1000, fromJson.ZeroOptimization.ReduceBucketSize);
+    }
+
+    [Fact]
+    public void A_full_configs_engine_section_is_resolved_into_what_the_engine_reads()
+    {
+        RlhfConfig Load(params string[] overrides) => ConfigLoader.Load(Path.Combine(Rlhf.Shell.Tests.Config.TestPaths.Configs, "quickstart.yaml"), overrides)
+            .Match(x => x, e => throw new Xunit.Sdk.XunitException(ConfigLoader.Format(e)));
+        // quickstart.yaml's engine (configs/zero/zero0.yaml) has no optimizer: the trainer's AdamW settings fill it.
+        var c = Load("training.weight_decay=0.125", "training.adam_beta2=0.95");
+        Assert.Equal(new AdamW(c.Training.LearningRate!.Value, 0.9, 0.95, c.Training.AdamEpsilon, 0.125), DeepSpeedConfig.AdamW(c.Engine));
+        Assert.Equal(c.OnlineDpo.LearningRate, c.Training.LearningRate);               // the algorithm's default rate
+        var ws = (int)ConfigResolver.WorldSize(c, null);
+        Assert.Equal((8 * ws, 8, 1), DeepSpeedConfig.Batch(c.Engine, ws));             // per_device_train_batch_size 8
+        // Values written in the engine's own optimizer section win over training.*.
+        var own = Load("engine.optimizer={type: AdamW, params: {lr: 0.5, eps: 0.001}}", "training.weight_decay=0.125");
+        Assert.Equal(new AdamW(0.5, 0.9, 0.999, 0.001, 0.125), DeepSpeedConfig.AdamW(own.Engine));
     }
 
     private static DeepSpeedSettings Parse(string text) => DeepSpeedConfig.Parse(text, worldSize: 1);
