@@ -125,7 +125,7 @@ public class DeepSpeedConfigTests
         var ws = (int)ConfigResolver.WorldSize(c, null);
         Assert.Equal((8 * ws, 8, 1), DeepSpeedConfig.Batch(c.Engine, ws));             // per_device_train_batch_size 8
         // Values written in the engine's own optimizer section win over training.*.
-        var own = Load("engine.optimizer={type: AdamW, params: {lr: 0.5, eps: 0.001}}", "training.weight_decay=0.125");
+        var own = Load("deepspeed_zero0.optimizer={type: AdamW, params: {lr: 0.5, eps: 0.001}}", "training.weight_decay=0.125");
         Assert.Equal(new AdamW(0.5, 0.9, 0.999, 0.001, 0.125), DeepSpeedConfig.AdamW(own.Engine));
     }
 
