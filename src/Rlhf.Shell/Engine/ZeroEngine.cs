@@ -85,8 +85,16 @@ public sealed class ZeroEngine : IDisposable
         var (specs, first, shared) = LayerRunner.Plan(model);
         Layout = PartitionLayout.Create(stage, comm.WorldSize, specs);
         state = PartitionedState.Create(Layout, dtype, dev, comm, trainable, z.Stage3ParamPersistenceThreshold, z.ReduceBucketSize);
-        InitializeWeights(model, seed);
-        if (trainable) optimizer = new AdamWState(state, z.OffloadOptimizer.Device == OffloadDevice.Cpu ? Device.Cpu : dev);
+        try
+        {
+            InitializeWeights(model, seed);
+            if (trainable) optimizer = new AdamWState(state, z.OffloadOptimizer.Device == OffloadDevice.Cpu ? Device.Cpu : dev);
+        }
+        catch
+        {
+            state.Dispose(); // a model whose initialiser fails must not leak the buffers already allocated
+            throw;
+        }
         runner = new LayerRunner(model, state, first, shared, checkpointing: stage == ZeroStage.Parameters || gradientCheckpointing);
     }
 
