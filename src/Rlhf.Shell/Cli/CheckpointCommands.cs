@@ -31,7 +31,7 @@ public static class CheckpointCommands
             using var scope = Rlhf.Torch.Torch.NewScope();
             var src = r.GetValue(dir)!;
             var weights = Checkpoint.Consolidate(src, r.GetValue(tag), st);
-            new SafetensorsWeightWriter(r.GetValue(configFrom)).Write(r.GetValue(output)!, weights);
+            new Io.SafetensorsWeightWriter(r.GetValue(configFrom)).Write(r.GetValue(output)!, weights);
             Console.WriteLine($"wrote {weights.Count} tensors ({weights.Sum(w => w.Value.NumEl):N0} elements, {st}) to {r.GetValue(output)}");
             return 0;
         });
