@@ -49,8 +49,6 @@ public static class ConfigResolver
             errors.Add(At(c.Data.Path is null ? "data" : "data.path", c.Data.Path is null
                 ? "set one of data.task (a built-in synthetic task) or data.path (a JSONL file)"
                 : "set only one of data.task and data.path"));
-        if (c.Generation.KvCacheMemoryMb is not null && c.Generation.NumBlocks is not null)
-            errors.Add(At("generation.num_blocks", "set only one of generation.kv_cache_memory_mb and generation.num_blocks"));
         if (c.Training.Async && c.Training.MaxStaleness < 1)
             errors.Add(At("training.max_staleness", $"asynchronous training needs max_staleness ≥ 1 (the generator runs at least one step ahead), got {c.Training.MaxStaleness}"));
 
