@@ -29,15 +29,15 @@ public sealed record AddedToken(int Id, string Content, bool Special)
 /// </summary>
 internal sealed class AddedTokenMatcher
 {
-    private readonly Dictionary<char, AddedToken[]> byFirstChar;
+    private readonly Dictionary<char, (string Pattern, AddedToken Token)[]> byFirstChar;
     private readonly SearchValues<char> firstChars;
 
-    /// <summary>A matcher over <paramref name="tokens"/> (empty contents are ignored, as in <c>tokenizers</c>).</summary>
-    public AddedTokenMatcher(IEnumerable<AddedToken> tokens)
+    /// <summary>A matcher finding each token by its pattern (its content, normalised for a normalised token); empty patterns are ignored.</summary>
+    public AddedTokenMatcher(IEnumerable<(string Pattern, AddedToken Token)> tokens)
     {
-        byFirstChar = tokens.Where(t => t.Content.Length > 0)
-            .GroupBy(t => t.Content[0])
-            .ToDictionary(g => g.Key, g => g.OrderByDescending(t => t.Content.Length).ToArray());
+        byFirstChar = tokens.Where(t => t.Pattern.Length > 0)
+            .GroupBy(t => t.Pattern[0])
+            .ToDictionary(g => g.Key, g => g.OrderByDescending(t => t.Pattern.Length).ToArray());
         firstChars = SearchValues.Create(byFirstChar.Keys.ToArray());
     }
 
@@ -59,11 +59,12 @@ internal sealed class AddedTokenMatcher
             if (i < 0) break;
             i += at;
             AddedToken? found = null;
-            foreach (var t in byFirstChar[text[i]])
-                if (text.AsSpan(i).StartsWith(t.Content, StringComparison.Ordinal)) { found = t; break; }
+            var length = 0;
+            foreach (var (pattern, token) in byFirstChar[text[i]])
+                if (text.AsSpan(i).StartsWith(pattern, StringComparison.Ordinal)) { found = token; length = pattern.Length; break; }
             if (found is null) { at = i + 1; continue; }
             var start = i;
-            var stop = i + found.Content.Length;
+            var stop = i + length;
             at = stop;
             if (found.SingleWord && (start > 0 && EndsWithWord(text.AsSpan(0, start)) || stop < text.Length && StartsWithWord(text.AsSpan(stop)))) continue;
             if (found.LStrip)

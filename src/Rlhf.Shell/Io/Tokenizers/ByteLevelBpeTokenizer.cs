@@ -42,10 +42,10 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
             added[a.Id] = a;
             addedByContent[a.Content] = a;
         }
-        rawAdded = new AddedTokenMatcher(addedByContent.Values.Where(a => !a.Normalized));
-        normalizedAdded = new AddedTokenMatcher(addedByContent.Values.Where(a => a.Normalized));
         PreTokenizers = preTokenizers ?? [new ByteLevelPreTokenizer(addPrefixSpace: false, useRegex: true)];
         Normalizers = normalizers ?? [];
+        rawAdded = new AddedTokenMatcher(addedByContent.Values.Where(a => !a.Normalized).Select(a => (a.Content, a)));
+        normalizedAdded = new AddedTokenMatcher(addedByContent.Values.Where(a => a.Normalized).Select(a => (Normalize(a.Content), a)));
         PostProcessor = postProcessor;
         var maxId = -1;
         foreach (var id in model.Vocab.Values) maxId = Math.Max(maxId, id);
@@ -100,7 +100,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
             while ((n = stream.Read(chunk, 0, chunk.Length)) > 0)
             {
                 if (buffer.Length + n > limits.MaxFileBytes)
-                    throw new HfFormatException(path, $"larger than the bound of {limits.MaxFileBytes:N0} bytes for a tokenizer.json");
+                    throw new HfFormatException(path, $"larger than the bound of {limits.MaxFileBytes} bytes for a tokenizer.json");
                 buffer.Write(chunk, 0, n);
             }
             bytes = buffer.ToArray();
@@ -131,7 +131,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         using var doc = r.Parse(utf8);
         var root = r.Object(doc.RootElement, "");
         var (vocab, merges, ignoreMerges, unkToken, fuseUnk) = ReadModel(r, r.Required(root, "", "model", "the model (an object)"));
-        var addedTokens = ReadAddedTokens(r, root);
+        var addedTokens = ReadAddedTokens(r, root, vocab);
         var normalizers = new List<NormalizationForm>();
         if (TokenizerJsonReader.Optional(root, "normalizer") is { } norm) ReadNormalizer(r, norm, "normalizer", normalizers);
         var steps = new List<PreTokenizer>();
@@ -168,7 +168,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         if (TokenizerJsonReader.Optional(model, "merges") is { } mergesNode)
         {
             r.Array(mergesNode, "model.merges");
-            if (mergesNode.GetArrayLength() > r.Limits.MaxMerges) throw r.Error("model.merges", $"{mergesNode.GetArrayLength():N0} merges exceed the bound of {r.Limits.MaxMerges:N0}");
+            if (mergesNode.GetArrayLength() > r.Limits.MaxMerges) throw r.Error("model.merges", $"{mergesNode.GetArrayLength()} merges exceed the bound of {r.Limits.MaxMerges}");
             var i = 0;
             foreach (var m in mergesNode.EnumerateArray())
             {
@@ -197,29 +197,43 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         return (vocab, merges, ignoreMerges, unk, fuseUnk);
     }
 
-    private static List<AddedToken> ReadAddedTokens(TokenizerJsonReader r, JsonElement root)
+    /// <summary>
+    /// The added tokens with the ids <c>tokenizers</c> gives them when it loads the file (<c>AddedVocabulary::add_tokens</c>):
+    /// a content already in the vocabulary (or added before) keeps that id, every other one takes the next id from
+    /// the vocabulary's size on, in file order; the <c>id</c> written in the file must be a valid id but is not used
+    /// (tokenizers only warns when it differs). Empty contents are skipped.
+    /// </summary>
+    private static List<AddedToken> ReadAddedTokens(TokenizerJsonReader r, JsonElement root, Dictionary<string, int> vocab)
     {
-        var result = new List<AddedToken>();
-        if (TokenizerJsonReader.Optional(root, "added_tokens") is not { } list) return result;
+        var byContent = new Dictionary<string, AddedToken>(StringComparer.Ordinal);
+        var order = new List<string>();
+        if (TokenizerJsonReader.Optional(root, "added_tokens") is not { } list) return [];
         r.Array(list, "added_tokens");
-        if (list.GetArrayLength() > r.Limits.MaxAddedTokens) throw r.Error("added_tokens", $"{list.GetArrayLength():N0} added tokens exceed the bound of {r.Limits.MaxAddedTokens:N0}");
+        if (list.GetArrayLength() > r.Limits.MaxAddedTokens) throw r.Error("added_tokens", $"{list.GetArrayLength()} added tokens exceed the bound of {r.Limits.MaxAddedTokens}");
+        var nextId = vocab.Count;
         var i = 0;
         foreach (var a in list.EnumerateArray())
         {
             var ap = TokenizerJsonReader.Index("added_tokens", i++);
             r.Object(a, ap);
-            var id = r.Id(r.Required(a, ap, "id", "a token id"), TokenizerJsonReader.Member(ap, "id"));
+            r.Id(r.Required(a, ap, "id", "a token id"), TokenizerJsonReader.Member(ap, "id"));
             var content = r.String(r.Required(a, ap, "content", "the token's text (a string)"), TokenizerJsonReader.Member(ap, "content"));
             var special = r.OptionalBool(a, ap, "special", false);
-            result.Add(new AddedToken(id, content, special)
+            var flags = (SingleWord: r.OptionalBool(a, ap, "single_word", false), LStrip: r.OptionalBool(a, ap, "lstrip", false),
+                RStrip: r.OptionalBool(a, ap, "rstrip", false), Normalized: r.OptionalBool(a, ap, "normalized", !special));
+            if (content.Length == 0) continue;
+            int id;
+            if (byContent.TryGetValue(content, out var before)) id = before.Id;
+            else if (vocab.TryGetValue(content, out var inVocab)) id = inVocab;
+            else id = nextId++;
+            if (id >= r.Limits.MaxVocabularySize) throw r.Error(ap, $"the token would get id {id}, beyond the bound of {r.Limits.MaxVocabularySize} ids");
+            if (!byContent.ContainsKey(content)) order.Add(content);
+            byContent[content] = new AddedToken(id, content, special)
             {
-                SingleWord = r.OptionalBool(a, ap, "single_word", false),
-                LStrip = r.OptionalBool(a, ap, "lstrip", false),
-                RStrip = r.OptionalBool(a, ap, "rstrip", false),
-                Normalized = r.OptionalBool(a, ap, "normalized", !special),
-            });
+                SingleWord = flags.SingleWord, LStrip = flags.LStrip, RStrip = flags.RStrip, Normalized = flags.Normalized,
+            };
         }
-        return result;
+        return order.Select(c => byContent[c]).ToList();
     }
 
     private static void ReadNormalizer(TokenizerJsonReader r, JsonElement n, string at, List<NormalizationForm> output)
@@ -270,7 +284,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
                 else if (TokenizerJsonReader.Optional(pattern, "String") is { } lit) { patternPath = TokenizerJsonReader.Member(pp, "String"); text = r.String(lit, patternPath); isRegex = false; }
                 else throw r.Expected(pp, "{\"Regex\": \"…\"} or {\"String\": \"…\"}", pattern);
                 var behavior = SplitBehavior.Isolated;
-                if (r.OptionalString(n, at, "behavior") is { } b && !Enum.TryParse(b, ignoreCase: false, out behavior))
+                if (r.OptionalString(n, at, "behavior") is { } b && !(Enum.GetNames<SplitBehavior>().Contains(b) && Enum.TryParse(b, out behavior)))
                     throw r.Error(TokenizerJsonReader.Member(at, "behavior"), $"expected one of Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous, found {TokenizerJsonReader.Quote(b)}");
                 var invert = r.OptionalBool(n, at, "invert", false);
                 output.Add(new SplitPreTokenizer(text, isRegex, behavior, invert, r.Limits, r.File, patternPath));

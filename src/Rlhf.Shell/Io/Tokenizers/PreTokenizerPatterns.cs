@@ -1,5 +1,3 @@
-using System.Text.RegularExpressions;
-
 namespace Rlhf.Shell.Io.Tokenizers;
 
 /// <summary>
@@ -27,11 +25,10 @@ public static class PreTokenizerPatterns
     };
 
     /// <summary>
-    /// Compiles a Hugging Face (Oniguruma) pre-tokenizer pattern for .NET: <see cref="ScalarRegex"/> rewrites every
-    /// one-character atom to match whole Unicode scalar values, so letters and digits outside the BMP (𝐀, 𠀀, 𝟏) are
-    /// <c>\p{L}</c>/<c>\p{N}</c> and quantifiers count scalar values, as in <c>tokenizers</c>. Each match may take at
-    /// most <paramref name="matchTimeout"/>. Throws <see cref="ArgumentException"/> for syntax it cannot translate.
+    /// Compiles a Hugging Face (Oniguruma) pre-tokenizer pattern for .NET so that it matches over Unicode scalar values
+    /// (<see cref="ScalarRegex"/>): letters and digits outside the BMP (𝐀, 𠀀, 𝟏) are <c>\p{L}</c>/<c>\p{N}</c> and
+    /// quantifiers count scalar values, as in <c>tokenizers</c>. Each match may take at most <paramref name="matchTimeout"/>.
+    /// Throws <see cref="ArgumentException"/> for syntax it cannot translate.
     /// </summary>
-    public static Regex Compile(string pattern, TimeSpan matchTimeout) =>
-        new(ScalarRegex.Translate(pattern), RegexOptions.CultureInvariant | RegexOptions.Compiled, matchTimeout);
+    internal static ScalarRegex Compile(string pattern, TimeSpan matchTimeout) => new(pattern, matchTimeout);
 }

@@ -27,19 +27,18 @@ public abstract class PreTokenizer
     /// The pieces of a regex split, as Hugging Face's <c>NormalizedString::split</c>: matches and the gaps between them,
     /// combined by <paramref name="behavior"/>; <paramref name="invert"/> swaps the roles of matches and gaps.
     /// </summary>
-    private protected static void SplitBy(Regex regex, string piece, SplitBehavior behavior, bool invert, List<string> output, Func<RegexMatchTimeoutException, Exception> timeout)
+    private protected static void SplitBy(ScalarRegex regex, string piece, SplitBehavior behavior, bool invert, List<string> output, Func<RegexMatchTimeoutException, Exception> timeout)
     {
         if (piece.Length == 0) return;
         var parts = new List<(int Start, int End, bool IsMatch)>();
         var prev = 0;
         try
         {
-            for (var m = regex.Match(piece); m.Success; m = m.NextMatch())
+            foreach (var (start, length) in regex.Matches(piece))
             {
-                if (m.Length == 0) continue;
-                if (prev != m.Index) parts.Add((prev, m.Index, invert));
-                parts.Add((m.Index, m.Index + m.Length, !invert));
-                prev = m.Index + m.Length;
+                if (prev != start) parts.Add((prev, start, invert));
+                parts.Add((start, start + length, !invert));
+                prev = start + length;
             }
         }
         catch (RegexMatchTimeoutException e) { throw timeout(e); }
@@ -89,7 +88,7 @@ public abstract class PreTokenizer
 /// </summary>
 public sealed class SplitPreTokenizer : PreTokenizer
 {
-    private readonly Regex regex;
+    private readonly ScalarRegex regex;
     private readonly string file;
     private readonly string jsonPath;
 
@@ -106,9 +105,13 @@ public sealed class SplitPreTokenizer : PreTokenizer
         Invert = invert;
         this.file = file;
         this.jsonPath = jsonPath;
-        try { regex = isRegex ? PreTokenizerPatterns.Compile(pattern, limits.RegexMatchTimeout) : new Regex(Regex.Escape(pattern), RegexOptions.CultureInvariant, limits.RegexMatchTimeout); }
+        try { regex = PreTokenizerPatterns.Compile(isRegex ? pattern : EscapeLiteral(pattern), limits.RegexMatchTimeout); }
         catch (ArgumentException e) { throw new HfFormatException(file, $"{jsonPath}: the regex {TokenizerJsonReader.Quote(pattern)} cannot be used: {e.Message}", e); }
     }
+
+    /// <summary>An Oniguruma pattern matching <paramref name="literal"/> exactly (every character as a \x{…} escape).</summary>
+    private static string EscapeLiteral(string literal) =>
+        string.Concat(literal.EnumerateRunes().Select(r => $"\\x{{{r.Value:X}}}"));
 
     /// <summary>The pattern as written in the file.</summary>
     public string Pattern { get; }
@@ -122,7 +125,7 @@ public sealed class SplitPreTokenizer : PreTokenizer
     /// <inheritdoc />
     public override void Split(string piece, List<string> output) =>
         SplitBy(regex, piece, Behavior, Invert, output, e => new HfFormatException(file,
-            $"{jsonPath}: the Split regex {TokenizerJsonReader.Quote(Pattern)} took longer than {e.MatchTimeout.TotalSeconds:0.###} s on a piece of {piece.Length} characters (catastrophic backtracking?)", e));
+            $"{jsonPath}: the Split regex {TokenizerJsonReader.Quote(Pattern)} took longer than {e.MatchTimeout.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)} s on a piece of {piece.Length} characters (catastrophic backtracking?)", e));
 }
 
 /// <summary>
@@ -132,7 +135,7 @@ public sealed class SplitPreTokenizer : PreTokenizer
 /// </summary>
 public sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) : PreTokenizer
 {
-    private static readonly Lazy<Regex> Gpt2 = new(() => PreTokenizerPatterns.Compile(PreTokenizerPatterns.Gpt2, TokenizerLimits.Default.RegexMatchTimeout));
+    private static readonly Lazy<ScalarRegex> Gpt2 = new(() => PreTokenizerPatterns.Compile(PreTokenizerPatterns.Gpt2, TokenizerLimits.Default.RegexMatchTimeout));
 
     /// <summary>Whether a space is prepended to a piece that does not start with one.</summary>
     public bool AddPrefixSpace { get; } = addPrefixSpace;

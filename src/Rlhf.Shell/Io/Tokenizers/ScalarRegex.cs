@@ -1,19 +1,27 @@
 using System.Globalization;
 using System.Text;
+using System.Text.RegularExpressions;
 
 namespace Rlhf.Shell.Io.Tokenizers;
 
 /// <summary>
-/// Translates a Hugging Face <c>tokenizers</c> regex (Oniguruma syntax, matched over Unicode scalar values) into a
-/// .NET regex (matched over UTF-16 code units) that splits text the same way. .NET sees a character outside the
-/// Basic Multilingual Plane as two surrogates, which no <c>\p{L}</c> or <c>\p{N}</c> contains, so 𝐀 (U+1D400) would
-/// not be a letter and <c>\p{N}{1,3}</c> would count code units. Every atom that matches one character — a class
-/// <c>[…]</c>, <c>\p{…}</c>, <c>\d \w \s</c> and their negations, <c>.</c>, an astral literal — becomes a group
-/// that matches either one BMP code unit of the class or one surrogate pair whose scalar value is in the class
-/// (categories from <see cref="CharUnicodeInfo"/>), so quantifiers count scalar values as Oniguruma does.
-/// The input must hold no lone surrogates (the tokenizer replaces them with U+FFFD, as UTF-8 encoding would).
+/// A Hugging Face <c>tokenizers</c> regex (Oniguruma syntax, matched over Unicode scalar values) run by .NET's regex
+/// (matched over UTF-16 code units) with the same matches. .NET sees a character outside the Basic Multilingual Plane
+/// as two surrogates, which no <c>\p{L}</c> or <c>\p{N}</c> contains, so 𝐀 (U+1D400) would not be a letter and
+/// <c>\p{N}{1,3}</c> would count code units. Two exact strategies:
+/// <list type="bullet">
+/// <item>Fast (any pattern whose character classes are categories and BMP characters — GPT-2's, Llama-3's, Qwen2's):
+/// text holding astral characters is matched in a copy where each astral scalar value is replaced by one BMP
+/// character of the same general category that the pattern never names, and match offsets are mapped back. Text
+/// without astral characters (most) is matched as it is.</item>
+/// <item>Full (a pattern naming astral characters or a representative): every one-character atom becomes a group
+/// matching one BMP code unit of its class or one surrogate pair whose scalar value is in it.</item>
+/// </list>
+/// Both rewrite Oniguruma's <c>\w</c> (Letter | Mark | Decimal_Number | Connector_Punctuation) and
+/// <c>\x{…}</c> for .NET. Text must hold no lone surrogates (the tokenizer replaces them with U+FFFD, as UTF-8
+/// encoding would). Categories come from .NET's <see cref="CharUnicodeInfo"/>.
 /// </summary>
-internal static class ScalarRegex
+internal sealed class ScalarRegex
 {
     private const int AstralStart = 0x10000;
     private const int AstralCount = 0x100000;
@@ -26,8 +34,91 @@ internal static class ScalarRegex
         return cats;
     });
 
-    /// <summary>The .NET pattern equivalent to the Oniguruma <paramref name="pattern"/>; throws <see cref="ArgumentException"/> on syntax it cannot translate.</summary>
-    public static string Translate(string pattern)
+    /// <summary>For each general category, the last BMP character of it: the stand-in for astral characters of that category.</summary>
+    private static readonly char[] Representatives = BuildRepresentatives();
+
+    private static char[] BuildRepresentatives()
+    {
+        var reps = new char[32];
+        for (var cp = 0xFFFD; cp >= 0; cp--)
+        {
+            if (cp is >= 0xD800 and <= 0xDFFF) continue;
+            var cat = (int)CharUnicodeInfo.GetUnicodeCategory((char)cp);
+            if (reps[cat] == 0) reps[cat] = (char)cp;
+        }
+        return reps;
+    }
+
+    private readonly Regex regex;
+    private readonly bool fast;
+
+    /// <summary>Compiles <paramref name="pattern"/>; each match may take at most <paramref name="matchTimeout"/>. Throws <see cref="ArgumentException"/> for syntax it cannot translate.</summary>
+    public ScalarRegex(string pattern, TimeSpan matchTimeout)
+    {
+        Pattern = pattern;
+        var light = TranslateFast(pattern);
+        fast = light is not null;
+        regex = new Regex(light ?? Translate(pattern), RegexOptions.CultureInvariant | RegexOptions.Compiled, matchTimeout);
+        // Compile the matcher now, so the JIT's time is not charged to the first real match's timeout.
+        try { regex.Match("a 1\n"); }
+        catch (RegexMatchTimeoutException) { }
+    }
+
+    /// <summary>The pattern as given.</summary>
+    public string Pattern { get; }
+
+    /// <summary>Whether the fast strategy is used (else every atom matches surrogate pairs itself).</summary>
+    public bool IsFast => fast;
+
+    /// <summary>The non-empty matches of the pattern in <paramref name="text"/>, left to right, as (start, length) in UTF-16 units of <paramref name="text"/>.</summary>
+    public IEnumerable<(int Start, int Length)> Matches(string text)
+    {
+        if (!fast || text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') < 0)
+        {
+            for (var m = regex.Match(text); m.Success; m = m.NextMatch())
+                if (m.Length > 0) yield return (m.Index, m.Length);
+            yield break;
+        }
+        // Map each astral scalar value to its category's representative; origin[i] = index in text of mapped char i.
+        var cats = AstralCategories.Value;
+        var mapped = new char[text.Length];
+        var origin = new int[text.Length + 1];
+        var n = 0;
+        for (var i = 0; i < text.Length; i++)
+        {
+            origin[n] = i;
+            var c = text[i];
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                mapped[n++] = Representatives[cats[char.ConvertToUtf32(c, text[i + 1]) - AstralStart]];
+                i++;
+            }
+            else mapped[n++] = c;
+        }
+        origin[n] = text.Length;
+        var copy = new string(mapped, 0, n);
+        for (var m = regex.Match(copy); m.Success; m = m.NextMatch())
+            if (m.Length > 0) yield return (origin[m.Index], origin[m.Index + m.Length] - origin[m.Index]);
+    }
+
+    /// <summary>
+    /// The .NET pattern for the fast strategy, or null when the pattern names an astral character or a character a
+    /// representative could be confused with (then only the full translation is exact).
+    /// </summary>
+    internal static string? TranslateFast(string pattern)
+    {
+        var reps = new HashSet<char>();
+        foreach (var r in Representatives)
+            if (r != 0) { reps.Add(r); reps.Add(char.ToUpperInvariant(r)); reps.Add(char.ToLowerInvariant(r)); }
+        if (pattern.Any(c => char.IsSurrogate(c) || reps.Contains(c))) return null;
+        try { return Translate(pattern, fast: true, reps); }
+        catch (NotFastException) { return null; }
+    }
+
+    private sealed class NotFastException : Exception;
+
+    /// <summary>The .NET pattern equivalent to the Oniguruma <paramref name="pattern"/> (full strategy unless <paramref name="fast"/>); throws <see cref="ArgumentException"/> on syntax it cannot translate.</summary>
+    internal static string Translate(string pattern, bool fast = false, HashSet<char>? representatives = null)
     {
         var sb = new StringBuilder(pattern.Length * 2);
         var i = 0;
@@ -40,18 +131,18 @@ internal static class ScalarRegex
             {
                 if (i + 1 >= pattern.Length) throw new ArgumentException("the pattern ends with a lone backslash");
                 var (item, next) = ParseEscape(pattern, i, inClass: false);
-                sb.Append(item is null ? pattern[i..next] : Emit(new ClassSet(false, [item])));
+                sb.Append(item is null ? pattern[i..next] : Emit(new ClassSet(false, [item]), fast, representatives));
                 i = next;
             }
             else if (c == '[')
             {
                 var (set, next) = ParseClass(pattern, i);
-                sb.Append(Emit(set));
+                sb.Append(Emit(set, fast, representatives));
                 i = next;
             }
             else if (c == '.')
             {
-                sb.Append(Emit(new ClassSet(true, [new Item.Char('\n', '\n')])));
+                sb.Append(Emit(new ClassSet(true, [new Item.Char('\n', '\n')]), fast, representatives));
                 i++;
             }
             else if (char.IsHighSurrogate(c) && i + 1 < pattern.Length && char.IsLowSurrogate(pattern[i + 1]))
@@ -248,8 +339,26 @@ internal static class ScalarRegex
     }
 
     /// <summary>A group matching one BMP code unit of the class (never a surrogate) or one surrogate pair whose scalar value is in it.</summary>
-    private static string Emit(ClassSet set)
+    private static string Emit(ClassSet set, bool fast, HashSet<char>? representatives)
     {
+        if (fast)
+        {
+            // Only BMP members, none of which may be a representative (it would stand for astral characters too).
+            var text = new StringBuilder();
+            foreach (var item in set.Items)
+                switch (item)
+                {
+                    case Item.Char r:
+                        if (r.Last > 0xFFFF || representatives!.Any(c => c >= r.First && c <= r.Last)) throw new NotFastException();
+                        text.Append(Escape(r.First));
+                        if (r.Last > r.First) text.Append('-').Append(Escape(r.Last));
+                        break;
+                    case Item.Categories k:
+                        text.Append(CategoriesClass(k));
+                        break;
+                }
+            return set.Negated ? $"[^{text}]" : text.Length == 0 ? "(?!)" : $"[{text}]";
+        }
         var bmp = new StringBuilder();
         foreach (var item in set.Items)
             switch (item)

@@ -1,3 +1,4 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
 
 namespace Rlhf.Shell.Io.Tokenizers;
@@ -18,6 +19,13 @@ internal sealed class TokenizerJsonReader(string file, TokenizerLimits limits)
     /// <summary>Parses <paramref name="utf8"/> with the depth bound; a syntax error names its line and byte.</summary>
     public JsonDocument Parse(ReadOnlyMemory<byte> utf8)
     {
+        // serde_json (and so tokenizers) refuses invalid UTF-8 anywhere; JsonDocument only notices it in values it decodes.
+        if (!System.Text.Unicode.Utf8.IsValid(utf8.Span))
+        {
+            System.Text.Unicode.Utf8.ToUtf16(utf8.Span, new char[utf8.Length], out var valid, out _, replaceInvalidSequences: false);
+            var line = utf8.Span[..valid].Count((byte)'\n') + 1;
+            throw new HfFormatException(File, $"not valid UTF-8: byte {valid + 1} (line {line}) starts an invalid sequence");
+        }
         try
         {
             return JsonDocument.Parse(utf8, new JsonDocumentOptions { MaxDepth = Limits.MaxJsonDepth, CommentHandling = JsonCommentHandling.Disallow });
@@ -52,7 +60,9 @@ internal sealed class TokenizerJsonReader(string file, TokenizerLimits limits)
     }
 
     /// <summary>A string quoted as JSON, shortened when long.</summary>
-    public static string Quote(string s) => Truncate(JsonSerializer.Serialize(s));
+    public static string Quote(string s) => Truncate(JsonSerializer.Serialize(s, QuoteOptions));
+
+    private static readonly JsonSerializerOptions QuoteOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private static string Truncate(string s) => s.Length <= 60 ? s : s[..57] + "…";
 
