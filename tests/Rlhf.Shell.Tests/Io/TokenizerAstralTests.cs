@@ -100,6 +100,23 @@ public class TokenizerAstralTests
         Assert.Equal("a\uFFFDb", tok.Decode(tok.Encode("a\uD835b")));
     }
 
+    [Theory]
+    [InlineData("gpt2")]
+    [InlineData("llama3")]
+    [InlineData("qwen2")]
+    public void Both_regex_strategies_agree_on_astral_rich_text(string family)
+    {
+        // The known patterns run on the fast strategy (astral characters replaced by same-category stand-ins); the
+        // full translation (every atom matches surrogate pairs itself) must find exactly the same matches.
+        var pattern = PreTokenizerPatterns.ByName(family);
+        var fast = new ScalarRegex(pattern, TimeSpan.FromSeconds(10));
+        Assert.True(fast.IsFast);
+        var full = new System.Text.RegularExpressions.Regex(ScalarRegex.Translate(pattern), System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+        Check.One(FsCheck.Config.QuickThrowOnFailure.WithMaxTest(200).WithQuietOnSuccess(true), Prop.ForAll(Arb.From(AstralRichTexts), text =>
+            Assert.Equal(full.Matches(text).Select(m => (m.Index, m.Length)).Where(m => m.Length > 0).ToList(), fast.Matches(text).ToList())));
+        Assert.False(new ScalarRegex("𝐀+", TimeSpan.FromSeconds(1)).IsFast);   // a pattern naming an astral character takes the full strategy
+    }
+
     private static readonly Gen<string> AstralRichTexts =
         Gen.ArrayOf(Gen.OneOf(
                 Gen.Choose(0x1D400, 0x1D433), Gen.Choose(0x1D7CE, 0x1D7FF), Gen.Choose(0x20000, 0x200FF), Gen.Choose(0x10330, 0x1034A),

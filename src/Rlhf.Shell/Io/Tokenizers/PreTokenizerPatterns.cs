@@ -31,4 +31,11 @@ public static class PreTokenizerPatterns
     /// Throws <see cref="ArgumentException"/> for syntax it cannot translate.
     /// </summary>
     internal static ScalarRegex Compile(string pattern, TimeSpan matchTimeout) => new(pattern, matchTimeout);
+
+    /// <summary>
+    /// A .NET pattern with the matches of the Oniguruma <paramref name="pattern"/> over scalar values, usable with any
+    /// <see cref="System.Text.RegularExpressions.Regex"/> (every one-character atom also matches the surrogate pairs of
+    /// its class; exact but slower than the tokenizer's own fast path).
+    /// </summary>
+    public static string ToDotNetPattern(string pattern) => ScalarRegex.Translate(pattern);
 }
