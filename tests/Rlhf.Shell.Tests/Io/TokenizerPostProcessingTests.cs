@@ -57,6 +57,16 @@ public class TokenizerPostProcessingTests
     }
 
     [Fact]
+    public void A_tokenizer_json_file_on_disk_gets_its_post_processor()
+    {
+        using var dir = new TempDir();
+        System.IO.File.WriteAllText(dir.File("tokenizer.json"), Json(Llama3Post()).ToJsonString());
+        var tok = ByteLevelBpeTokenizer.FromFile(dir.File("tokenizer.json"));
+        Assert.IsType<SequenceProcessing>(tok.PostProcessor);
+        Assert.Equal(new[] { Bos, Hello }, tok.Encode("hello", addSpecialTokens: true));
+    }
+
+    [Fact]
     public void Template_pair_sets_type_ids_and_the_special_tokens_mask()
     {
         var tok = Load(Json(Llama3Post()));

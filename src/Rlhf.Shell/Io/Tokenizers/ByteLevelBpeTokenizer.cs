@@ -403,6 +403,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         var pieces = new List<string> { text };
         foreach (var step in PreTokenizers)
         {
+            if (step is ByteLevelPreTokenizer { AddPrefixSpace: false, UseRegex: false }) continue;   // the identity
             var next = new List<string>(pieces.Count * 2);
             foreach (var p in pieces) step.Split(p, next);
             pieces = next;
@@ -458,7 +459,12 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         return ids;
     }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// The text of <paramref name="ids"/>: vocabulary tokens map back to their bytes (invalid UTF-8 becomes U+FFFD), added
+    /// tokens give their content (special ones dropped when <paramref name="skipSpecialTokens"/>). One deliberate
+    /// difference from <c>tokenizers</c> 0.22: its ByteLevel decoder also maps an added token's characters as if they were
+    /// byte characters, so a non-ASCII added token such as "café" decodes to "caf\uFFFD" there and to "café" here.
+    /// </summary>
     public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false)
     {
         var bytes = new List<byte>();

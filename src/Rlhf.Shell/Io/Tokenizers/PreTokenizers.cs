@@ -30,18 +30,30 @@ public abstract class PreTokenizer
     private protected static void SplitBy(ScalarRegex regex, string piece, SplitBehavior behavior, bool invert, List<string> output, Func<RegexMatchTimeoutException, Exception> timeout)
     {
         if (piece.Length == 0) return;
+        List<(int Start, int Length)> matches;
+        try { matches = regex.Matches(piece); }
+        catch (RegexMatchTimeoutException e) { throw timeout(e); }
+        if (behavior == SplitBehavior.Isolated && !invert)
+        {
+            // The common case (every byte-level regex): matches and the gaps between them, in order.
+            var at = 0;
+            foreach (var (start, length) in matches)
+            {
+                if (start > at) output.Add(piece[at..start]);
+                output.Add(piece.Substring(start, length));
+                at = start + length;
+            }
+            if (at < piece.Length) output.Add(piece[at..]);
+            return;
+        }
         var parts = new List<(int Start, int End, bool IsMatch)>();
         var prev = 0;
-        try
+        foreach (var (start, length) in matches)
         {
-            foreach (var (start, length) in regex.Matches(piece))
-            {
-                if (prev != start) parts.Add((prev, start, invert));
-                parts.Add((start, start + length, !invert));
-                prev = start + length;
-            }
+            if (prev != start) parts.Add((prev, start, invert));
+            parts.Add((start, start + length, !invert));
+            prev = start + length;
         }
-        catch (RegexMatchTimeoutException e) { throw timeout(e); }
         if (prev != piece.Length) parts.Add((prev, piece.Length, invert));
 
         var kept = new List<(int Start, int End)>();

@@ -71,13 +71,14 @@ internal sealed class ScalarRegex
     public bool IsFast => fast;
 
     /// <summary>The non-empty matches of the pattern in <paramref name="text"/>, left to right, as (start, length) in UTF-16 units of <paramref name="text"/>.</summary>
-    public IEnumerable<(int Start, int Length)> Matches(string text)
+    public List<(int Start, int Length)> Matches(string text)
     {
+        var result = new List<(int, int)>();
         if (!fast || text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') < 0)
         {
-            for (var m = regex.Match(text); m.Success; m = m.NextMatch())
-                if (m.Length > 0) yield return (m.Index, m.Length);
-            yield break;
+            foreach (var m in regex.EnumerateMatches(text))
+                if (m.Length > 0) result.Add((m.Index, m.Length));
+            return result;
         }
         // Map each astral scalar value to its category's representative; origin[i] = index in text of mapped char i.
         var cats = AstralCategories.Value;
@@ -96,9 +97,9 @@ internal sealed class ScalarRegex
             else mapped[n++] = c;
         }
         origin[n] = text.Length;
-        var copy = new string(mapped, 0, n);
-        for (var m = regex.Match(copy); m.Success; m = m.NextMatch())
-            if (m.Length > 0) yield return (origin[m.Index], origin[m.Index + m.Length] - origin[m.Index]);
+        foreach (var m in regex.EnumerateMatches(mapped.AsSpan(0, n)))
+            if (m.Length > 0) result.Add((origin[m.Index], origin[m.Index + m.Length] - origin[m.Index]));
+        return result;
     }
 
     /// <summary>
