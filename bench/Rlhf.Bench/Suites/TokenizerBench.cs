@@ -8,8 +8,9 @@ using MlBpe = Microsoft.ML.Tokenizers.BpeTokenizer;
 namespace Rlhf.Bench;
 
 /// <summary>
-/// The hand-written byte-level BPE beside Microsoft.ML.Tokenizers 2.0.1's <c>BpeTokenizer</c> (byte-level options, fed
-/// the same vocabulary and merges, and the same pre-tokenizer regex): identical ids? encode throughput? The corpus is
+/// The hand-written byte-level BPE beside Hugging Face <c>tokenizers</c> itself (the reference for ids) and
+/// Microsoft.ML.Tokenizers 2.0.1's <c>BpeTokenizer</c> (byte-level options, fed the same vocabulary and merges, and the
+/// same pre-tokenizer regex): identical ids? encode throughput (MB of UTF-8 per CPU-second)? The corpus is
 /// generated (seeded) in many scripts, with letters and digits beyond the BMP and long words; the merges are trained
 /// on it so that most pre-tokens merge deeply.
 /// </summary>
@@ -19,7 +20,7 @@ public sealed class TokenizerBench : IBenchSuite
     public string Name => "tokenizer";
 
     /// <inheritdoc />
-    public string Description => "byte-level BPE encode: Rlhf's tokenizer vs Microsoft.ML.Tokenizers BpeTokenizer (same vocab, merges, regex): identical ids and MB/s";
+    public string Description => "byte-level BPE encode: Rlhf vs Hugging Face tokenizers (Rust) vs Microsoft.ML.Tokenizers BpeTokenizer: identical ids and MB/s";
 
     private static readonly string[] Words =
     [
@@ -127,6 +128,12 @@ public sealed class TokenizerBench : IBenchSuite
         var mlWritten = Ml(asWritten);
         var mlTranslated = Ml(translated);
 
+        // The anchor itself: Hugging Face tokenizers (Rust, 0.22.2 inside Tokenizers.DotNet 1.4.1) reading the same tokenizer.json.
+        var file = Path.Combine(Path.GetTempPath(), $"rlhf-bench-tokenizer-{Environment.ProcessId}.json");
+        File.WriteAllText(file, TokenizerJson(vocab, merges, pattern));
+        using var hf = new Tokenizers.DotNet.Tokenizer(file);
+        File.Delete(file);
+
         var text = Corpus(sizeChars, 2);
         var bmpOnly = new string(text.Where(c => !char.IsSurrogate(c)).ToArray());
         var lines = text.Split('\n');
@@ -150,15 +157,41 @@ public sealed class TokenizerBench : IBenchSuite
             foreach (var d in docs) { total++; if (a(d).SequenceEqual(b(d))) same++; }
             return $"{same}/{total} lines";
         }
-        int[] Ours(string s) => ours.Encode(s);
-        table.Row("Rlhf ByteLevelBpeTokenizer", "reference", "reference", Mbps(s => ours.Encode(s).Length, text).ToString("F2"), "regex over scalar values, heap BPE, pre-token cache");
-        table.Row("Microsoft.ML BpeTokenizer, regex as written", Same(Ours, s => mlWritten.EncodeToIds(s).ToArray(), lines),
-            Same(Ours, s => mlWritten.EncodeToIds(s).ToArray(), bmpOnly.Split('\n')), Mbps(s => mlWritten.EncodeToIds(s).Count, text).ToString("F2"), ".NET regex: astral letters/digits are not \\p{L}/\\p{N}");
-        table.Row("Microsoft.ML BpeTokenizer, translated regex", Same(Ours, s => mlTranslated.EncodeToIds(s).ToArray(), lines),
-            Same(Ours, s => mlTranslated.EncodeToIds(s).ToArray(), bmpOnly.Split('\n')), Mbps(s => mlTranslated.EncodeToIds(s).Count, text).ToString("F2"), "same pre-tokens as Rlhf");
+        int[] Hf(string s) => hf.Encode(s).Select(i => (int)i).ToArray();
+        table.Row("Hugging Face tokenizers 0.22.2 (Rust)", "reference", "reference", Mbps(s => hf.Encode(s).Length, text).ToString("F2"), "the anchor, through Tokenizers.DotNet 1.4.1 (P/Invoke)");
+        table.Row("Rlhf ByteLevelBpeTokenizer", Same(Hf, s => ours.Encode(s), lines), Same(Hf, s => ours.Encode(s), bmpOnly.Split('\n')),
+            Mbps(s => ours.Encode(s).Length, text).ToString("F2"), "regex over scalar values, heap BPE, pre-token cache");
+        table.Row("Microsoft.ML BpeTokenizer, regex as written", Same(Hf, s => mlWritten.EncodeToIds(s).ToArray(), lines),
+            Same(Hf, s => mlWritten.EncodeToIds(s).ToArray(), bmpOnly.Split('\n')), Mbps(s => mlWritten.EncodeToIds(s).Count, text).ToString("F2"), ".NET regex: astral letters/digits are not \\p{L}/\\p{N}");
+        table.Row("Microsoft.ML BpeTokenizer, translated regex", Same(Hf, s => mlTranslated.EncodeToIds(s).ToArray(), lines),
+            Same(Hf, s => mlTranslated.EncodeToIds(s).ToArray(), bmpOnly.Split('\n')), Mbps(s => mlTranslated.EncodeToIds(s).Count, text).ToString("F2"), "fed Rlhf's scalar-value translation of the regex");
         Console.WriteLine($"corpus: {text.Length:N0} UTF-16 units, {Encoding.UTF8.GetByteCount(text):N0} UTF-8 bytes, {lines.Length:N0} lines; {merges.Count} merges");
         table.Print();
         return 0;
+    }
+
+    /// <summary>A Qwen2-shaped tokenizer.json (Split by <paramref name="pattern"/>, ByteLevel, no post-processor) over the given vocabulary and merges.</summary>
+    private static string TokenizerJson(Dictionary<string, int> vocab, List<(string, string)> merges, string pattern)
+    {
+        var root = new System.Text.Json.Nodes.JsonObject
+        {
+            ["version"] = "1.0", ["added_tokens"] = new System.Text.Json.Nodes.JsonArray(), ["normalizer"] = null,
+            ["pre_tokenizer"] = System.Text.Json.Nodes.JsonNode.Parse($$"""
+                {"type": "Sequence", "pretokenizers": [
+                  {"type": "Split", "pattern": {"Regex": {{System.Text.Json.JsonSerializer.Serialize(pattern)}}}, "behavior": "Isolated", "invert": false},
+                  {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}]}
+                """),
+            ["post_processor"] = null,
+            ["decoder"] = System.Text.Json.Nodes.JsonNode.Parse("""{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}"""),
+            ["model"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["type"] = "BPE", ["dropout"] = null, ["unk_token"] = null, ["continuing_subword_prefix"] = null, ["end_of_word_suffix"] = null,
+                ["fuse_unk"] = false, ["byte_fallback"] = false, ["ignore_merges"] = false,
+                ["vocab"] = new System.Text.Json.Nodes.JsonObject(vocab.Select(kv => KeyValuePair.Create(kv.Key, (System.Text.Json.Nodes.JsonNode?)kv.Value))),
+                ["merges"] = new System.Text.Json.Nodes.JsonArray(merges.Select(m => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonArray(m.Item1, m.Item2)).ToArray()),
+            },
+        };
+        return root.ToJsonString();
     }
 
     private static Dictionary<string, int> ByteVocab()
