@@ -229,6 +229,34 @@ public class TokenizerTests
         Assert.All(ids, id => Assert.Equal(257, id));
     }
 
+    private static IReadOnlyList<string> SplitOnly(SplitPreTokenizer step)
+    {
+        var vocab = Enumerable.Range(0, 256).ToDictionary(b => ByteLevel.ByteToChar[b].ToString(), b => b);
+        return new ByteLevelBpeTokenizer(vocab, [], preTokenizers: [step]).PreTokenize("How are you doing?");
+    }
+
+    // The cases of tokenizers' own Split tests (src/pre_tokenizers/split.rs, `basic`): the pattern matches words and
+    // punctuation, inverted, so the spaces are what each behaviour acts on.
+    [Theory]
+    [InlineData(SplitBehavior.Removed, new[] { "How", "are", "you", "doing", "?" })]
+    [InlineData(SplitBehavior.Isolated, new[] { "How", " ", "are", " ", "you", " ", "doing", "?" })]
+    [InlineData(SplitBehavior.MergedWithPrevious, new[] { "How ", "are ", "you ", "doing", "?" })]
+    [InlineData(SplitBehavior.MergedWithNext, new[] { "How", " are", " you", " doing", "?" })]
+    [InlineData(SplitBehavior.Contiguous, new[] { "How", " ", "are", " ", "you", " ", "doing?" })]
+    public void Split_behaviours_match_tokenizers_own_cases(SplitBehavior behavior, string[] expected) =>
+        Assert.Equal(expected, SplitOnly(new SplitPreTokenizer(@"\w+|[^\w\s]+", isRegex: true, behavior, invert: true)));
+
+    [Fact]
+    public void Literal_split_patterns_match_only_themselves()
+    {
+        var vocab = Enumerable.Range(0, 256).ToDictionary(b => ByteLevel.ByteToChar[b].ToString(), b => b);
+        IReadOnlyList<string> Pre(SplitPreTokenizer step, string text) => new ByteLevelBpeTokenizer(vocab, [], preTokenizers: [step]).PreTokenize(text);
+        Assert.Equal(["Hey,", "man!"], Pre(new SplitPreTokenizer(" ", isRegex: false, SplitBehavior.Removed), "Hey, man!"));
+        Assert.Equal(["Hello", "Hello", "Hello"], Pre(new SplitPreTokenizer("Hello", isRegex: false, SplitBehavior.Removed, invert: true), "Hello Hello Hello"));
+        // Regex metacharacters and astral characters in a literal are literal.
+        Assert.Equal(["a", ".*", "b", "𝐀", "c"], Pre(new SplitPreTokenizer(".*", isRegex: false), "a.*b𝐀c").SelectMany(p => Pre(new SplitPreTokenizer("𝐀", isRegex: false), p)).ToList());
+    }
+
     [Fact]
     public void Byte_tokenizer_round_trips_and_names_specials()
     {
