@@ -5,7 +5,7 @@
 #r "../src/Rlhf.FSharp/bin/Release/net10.0/Rlhf.FSharp.dll"
 #r "../src/Rlhf.FSharp/bin/Release/net10.0/Rlhf.Torch.dll"
 #r "../src/Rlhf.FSharp/bin/Release/net10.0/Rlhf.Core.dll"
-#r "../src/Rlhf.FSharp/bin/Release/net10.0/rlhf.dll"
+#r "../src/Rlhf.FSharp/bin/Release/net10.0/Rlhf.Shell.dll"
 #r "../src/Rlhf.FSharp/bin/Release/net10.0/LanguageExt.Core.dll"
 #r "../src/Rlhf.FSharp/bin/Release/net10.0/ScottPlot.dll"
 

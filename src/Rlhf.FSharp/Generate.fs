@@ -5,6 +5,7 @@ module Rlhf.FSharp.Generate
 
 open System
 open Rlhf.Core.Models
+open Rlhf.Settings
 open Rlhf.Shell.Generation
 open Rlhf.Shell.Io.Tokenizers
 
@@ -21,23 +22,23 @@ type Completion =
       /// True when a stop token ended it, false when it hit the length limit.
       FinishedWithStop: bool }
 
-/// The sampling of a config's `generation` section (n, temperature, top-k/p, min-p, max/min new tokens, stop ids, seed).
-let samplingOf (config: Rlhf.Settings.RlhfConfig) : SamplingParams = SamplingParams.FromConfig config.Generation
-
-/// The generator settings (KV cache size, block size, scheduler budgets) of a config's `generation` section.
-let generatorOf (config: Rlhf.Settings.RlhfConfig) : GeneratorSettings = GeneratorSettings.FromConfig config.Generation
+/// The sampling of a loaded config's `generation` section (n, temperature, top-k/p, min-p, max/min new tokens, stop
+/// ids, seed). Build one by hand with `SamplingParams(N = 4, Temperature = 1.0, MaxTokens = 8)`: unset fields take the
+/// schema's defaults.
+let samplingOf (config: RlhfConfig) : SamplingParams = SamplingParams.From config.Generation
 
 /// A randomly initialised model (std 0.02, float32) for experiments: the same weights for the same seed.
 let randomModel (seed: uint64) (config: ModelConfig) : ModelWeights = ModelInit.Random(config.Validated(), seed)
 
-/// Samples `sampling.N` completions of every prompt with `model`, in prompt order (one list per prompt). Prompts are
-/// encoded with `tokenizer` as given (no specials added). Invalid sampling or a failing model is an Error with the
-/// message; nothing is thrown.
-let completions (generator: GeneratorSettings) (sampling: SamplingParams) (tokenizer: ITokenizer) (model: ModelWeights)
+/// Samples `sampling.N` completions of every prompt with `model`, in prompt order (one list per prompt), with the KV
+/// cache and scheduler of `generation` (a config's `generation` section, or `GenerationSettings(NumBlocks = 64L)`).
+/// Prompts are encoded with `tokenizer` as given (no specials added). Invalid sampling or a failing model is an Error
+/// with the message; nothing is thrown.
+let completions (generation: GenerationSettings) (sampling: SamplingParams) (tokenizer: ITokenizer) (model: ModelWeights)
                 (prompts: string list) : Result<Completion list list, string> =
     try
         sampling.Validate()
-        use gen = new PagedGenerator(model, generator, 0)
+        use gen = new PagedGenerator(model, generation, 0)
         let encoded = prompts |> List.map (fun p -> tokenizer.Encode p :> Collections.Generic.IReadOnlyList<int>) |> Array.ofList
         let outputs = gen.Generate(encoded, sampling)
         List.zip prompts (List.ofSeq outputs)

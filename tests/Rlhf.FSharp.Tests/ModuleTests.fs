@@ -7,6 +7,7 @@ open Xunit
 open Rlhf.Core.Losses
 open Rlhf.Core.Models
 open Rlhf.Core.Rollouts
+open Rlhf.Settings
 open Rlhf.Shell.Generation
 open Rlhf.Shell.Io.Tokenizers
 open Rlhf.FSharp
@@ -185,8 +186,8 @@ let private tinyModel () = ModelConfig.Llama(260L, 32L, 64L, 1, 2) |> Generate.r
 let ``Generate.completions returns n completions per prompt with one logprob per token`` () =
     use model = tinyModel ()
     let sampling = SamplingParams(N = 3, Temperature = 1.0, MaxTokens = 5, Seed = Nullable 11L)
-    let generator = GeneratorSettings(NumBlocks = Nullable 64)
-    let run () = [ "12="; "345=" ] |> Generate.completions generator sampling (ByteTokenizer()) model |> okOrFail
+    let generation = GenerationSettings(NumBlocks = Nullable 64L)
+    let run () = [ "12="; "345=" ] |> Generate.completions generation sampling (ByteTokenizer()) model |> okOrFail
     let first = run ()
     Assert.Equal(2, first.Length)
     for prompt, group in List.zip [ "12="; "345=" ] first do
@@ -206,14 +207,14 @@ let ``Generate.completions returns n completions per prompt with one logprob per
 let ``Generate.completions greedy samples are identical across n`` () =
     use model = tinyModel ()
     let sampling = SamplingParams(N = 2, Temperature = 0.0, MaxTokens = 4)
-    match [ "7=" ] |> Generate.completions (GeneratorSettings(NumBlocks = Nullable 32)) sampling (ByteTokenizer()) model with
+    match [ "7=" ] |> Generate.completions (GenerationSettings(NumBlocks = Nullable 32L)) sampling (ByteTokenizer()) model with
     | Ok [ [ a; b ] ] -> Assert.Equal<int[]>(a.TokenIds, b.TokenIds)
     | other -> failwith $"expected one prompt with two completions, got {other}"
 
 [<Fact>]
 let ``Generate.completions turns invalid sampling into an Error`` () =
     use model = tinyModel ()
-    match [ "1=" ] |> Generate.completions (GeneratorSettings(NumBlocks = Nullable 16)) (SamplingParams(N = 0)) (ByteTokenizer()) model with
+    match [ "1=" ] |> Generate.completions (GenerationSettings(NumBlocks = Nullable 16L)) (SamplingParams(N = 0, Temperature = 1.0)) (ByteTokenizer()) model with
     | Ok _ -> failwith "N = 0 was accepted"
     | Error message -> Assert.False(String.IsNullOrWhiteSpace message)
 
