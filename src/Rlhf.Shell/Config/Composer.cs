@@ -21,6 +21,17 @@ internal sealed class Composer(NodeSources sources, List<ConfigError> errors)
     /// <summary>Parses YAML text into the root mapping of its (single) document, registering every node's position.</summary>
     public YamlMappingNode? Parse(string text, string display)
     {
+        if (text.Length > ConfigLimits.MaxFileBytes)
+        {
+            errors.Add(new ConfigError(display, 1, 1, "", $"the text is longer than {ConfigLimits.MaxFileBytes / (1024 * 1024)} MiB, the most a config may hold"));
+            return null;
+        }
+        // Limits first, on the event stream: no tree is built for a document that is too deep, too long or an alias bomb.
+        if (ConfigLimits.Scan(text) is var (limitLine, limitColumn, limit))
+        {
+            errors.Add(new ConfigError(display, limitLine, limitColumn, "", "config too large: " + limit));
+            return null;
+        }
         var stream = new YamlStream();
         try
         {
@@ -114,14 +125,10 @@ internal sealed class Composer(NodeSources sources, List<ConfigError> errors)
     public YamlMappingNode? Compose(string fullPath, List<string> chain)
     {
         var display = Display(fullPath);
-        string text;
-        try
+        if (ConfigLimits.ReadText(fullPath, out var failure) is not { } text)
         {
-            text = File.ReadAllText(fullPath);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            errors.Add(new ConfigError(display, 1, 1, "", $"cannot read the file: {e.Message}"));
+            var (line, column, message) = failure!.Value;
+            errors.Add(new ConfigError(display, line, column, "", message));
             return null;
         }
         return ComposeText(text, fullPath, display, chain);
