@@ -57,7 +57,7 @@ public static class Checkpoint
     /// <summary>Stages 0–2: rank 0's full 16-bit weights.</summary>
     public const string ModelStatesFile = "mp_rank_00_model_states.pt";
 
-    /// <summary>Largest manifest read (64 MiB: a layout of millions of parameters); a larger one is refused as corrupt.</summary>
+    /// <summary>Largest manifest read (64 MiB: a layout of millions of parameters); a larger one is refused as corrupt. With the model-file limits in <see cref="Io.InputLimits"/>.</summary>
     public const long MaxStateFileBytes = 64L << 20;
 
     /// <summary>Rank <paramref name="rank"/>'s optimizer-state shard.</summary>
