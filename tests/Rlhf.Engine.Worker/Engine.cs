@@ -204,7 +204,7 @@ internal static partial class Scenarios
         return 0;
     }
 
-    /// <summary>Checkpoint runs: <c>mode=save</c> (pre steps, save, post steps), <c>resume</c> (load, post steps), <c>crash</c> (load, one step, save that hangs before commit).</summary>
+    /// <summary>Checkpoint runs: <c>mode=save</c> (pre steps, save, post steps), <c>resume</c> (load, post steps), <c>crash</c> (load, one step, save that hangs before commit), <c>churn</c> (save forever, for kills at random moments).</summary>
     private static int CheckpointRun(Dictionary<string, string> kv)
     {
         using var pg = Group(TimeSpan.FromSeconds(60));
@@ -247,6 +247,19 @@ internal static partial class Scenarios
                 e.SaveCheckpoint(dir);
                 Console.WriteLine("UNEXPECTED: save returned");
                 return 1;
+            }
+            case "churn":
+            {
+                // Saves until killed, cycling through every commit path: a new tag, the same tag again while latest names it
+                // (a plain directory becomes a link), and a long-lived re-used tag (a link swapped) while latest names another.
+                for (var i = 0; ; i++)
+                {
+                    Train(e, data, 1);
+                    var tag = (i % 3) switch { 0 => $"t{i}", 1 => $"t{i - 1}", _ => "same" };
+                    e.SaveCheckpoint(dir, tag);
+                    Console.WriteLine($"SAVED {tag} {e.GlobalSteps}");
+                    Console.Out.Flush();
+                }
             }
             default:
                 throw new ArgumentException($"mode {kv["mode"]}");

@@ -22,19 +22,28 @@ public static class HfConfig
     public static ModelConfig Read(string path, Action<string>? warn = null)
     {
         if (!File.Exists(path)) throw new HfFormatException(path, "config.json not found");
-        return Parse(File.ReadAllText(path), path, warn);
+        return Parse(InputLimits.ReadText(path, InputLimits.ConfigJsonBytes, "config.json"), path, warn);
     }
 
     /// <summary>Parses config.json text; <paramref name="path"/> only names the source in errors and warnings.</summary>
     public static ModelConfig Parse(string json, string path = "config.json", Action<string>? warn = null)
     {
         JsonObject o;
-        try { o = JsonNode.Parse(json) as JsonObject ?? throw new HfFormatException(path, "config must be a JSON object"); }
+        try
+        {
+            o = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { MaxDepth = InputLimits.JsonDepth, AllowDuplicateProperties = false }) as JsonObject
+                ?? throw new HfFormatException(path, "expected a JSON object");
+            _ = o.Count;     // materialises the properties: a duplicate key throws here
+        }
         catch (JsonException e) { throw new HfFormatException(path, $"invalid JSON: {e.Message}", e); }
+        catch (ArgumentException e) { throw new HfFormatException(path, $"invalid JSON (a key appears twice?): {e.Message}", e); }
         var r = new HfConfigReader(o);
-        var modelType = r.Str("model_type") ?? throw new HfFormatException(path, "missing 'model_type'");
+        var modelType = r.Str("model_type") ?? throw new HfFormatException(path, r.Problems.Count > 0 ? r.Problems[0] : "missing 'model_type'");
         var head = ModelHead.LanguageModel;
-        if (o["architectures"] is JsonArray arch && arch.Any(a => a is JsonValue v && v.TryGetValue<string>(out var s) && s.EndsWith("ForSequenceClassification", StringComparison.Ordinal)))
+        var architectures = o["architectures"];
+        if (architectures is not null && (architectures is not JsonArray list || list.Any(a => a is not JsonValue v || !v.TryGetValue<string>(out _))))
+            r.Problems.Add($"'architectures' should be a list of strings, got {Clip(architectures.ToJsonString())}");
+        else if (architectures is JsonArray arch && arch.Any(a => a!.GetValue<string>().EndsWith("ForSequenceClassification", StringComparison.Ordinal)))
         {
             head = ModelHead.Score;
             var labels = o["id2label"] is JsonObject id2 ? id2.Count : r.Get("num_labels", 1);
@@ -43,6 +52,8 @@ public static class HfConfig
         var recipe = ModelRecipes.OfModelType(modelType)
                      ?? throw new HfFormatException(path, $"unknown model_type '{modelType}' (supported: {string.Join(", ", SupportedModelTypes)})");
         var c = recipe.ReadHf(r);
+        if (c.NumHiddenLayers > InputLimits.Layers)
+            r.Problems.Add($"{c.NumHiddenLayers} layers ('num_hidden_layers', GPT-2 'n_layer') exceed the limit of {InputLimits.Layers} (InputLimits.Layers)");
         var dtype = r.OneOfString("dtype", "torch_dtype");
         if (dtype is not null && ScalarTypeOf(dtype) is null)
             r.Problems.Add($"'{(r.Has("dtype") ? "dtype" : "torch_dtype")}' \"{dtype}\" is not a floating-point dtype (float32, bfloat16, float16, float64)");
@@ -71,9 +82,19 @@ public static class HfConfig
         _ => null,
     };
 
-    private static long? Id(HfConfigReader r, string key) =>
-        r.Node(key) is JsonArray a ? (a.Count == 0 ? null : a[0]!.GetValue<long>())     // e.g. Llama-3.1 lists several eos ids; the first is kept
-        : r.Optional<long>(key);
+    private static long? Id(HfConfigReader r, string key)
+    {
+        if (r.Node(key) is not JsonArray a) return r.Optional<long>(key);
+        // e.g. Llama-3.1 lists several eos ids; the first is kept
+        if (a.Any(x => x is not JsonValue v || !v.TryGetValue<long>(out _)))
+        {
+            r.Problems.Add($"'{key}' should be an integer or a list of integers, got {Clip(a.ToJsonString())}");
+            return null;
+        }
+        return a.Count == 0 ? null : a[0]!.GetValue<long>();
+    }
+
+    private static string Clip(string s) => s.Length <= 80 ? s : s[..80] + "…";
 
     /// <summary>The config.json text for <paramref name="c"/> under its family's key names (indented, deterministic).</summary>
     public static string ToJson(ModelConfig c)

@@ -48,9 +48,10 @@ public static class HfModelDirectory
                 if (!files[file].Contains(name))
                     throw new HfFormatException(Path.Combine(dir, IndexFile), $"weight_map puts tensor '{name}' in {file}, which does not contain it");
 
+            var prefix = WeightNames.BasePrefix(config);
+            CheckLayerCount(dir, config, sources.Keys, prefix);
             // Canonical name → (file, stored name)
             var expected = ModelWeights.ExpectedShapes(config).Select(s => s.Name).ToHashSet();
-            var prefix = WeightNames.BasePrefix(config);
             var chosen = new Dictionary<string, (string File, string Stored)>();
             var ignored = new List<string>();
             foreach (var (stored, file) in sources.OrderBy(kv => kv.Key, StringComparer.Ordinal))
@@ -96,14 +97,42 @@ public static class HfModelDirectory
         }
     }
 
+    /// <summary>
+    /// Compares the config's layer count with the layers the weights hold (read from the tensor names in the headers) before
+    /// anything is planned per layer, so a config naming 10⁸ layers over a one-layer checkpoint is an error, not an out-of-memory.
+    /// </summary>
+    private static void CheckLayerCount(string dir, ModelConfig config, IEnumerable<string> names, string prefix)
+    {
+        var layer0 = config.Recipe.Layer(0);
+        var stem = layer0[..^2];     // "model.layers." of "model.layers.0."
+        var held = 0;
+        foreach (var stored in names)
+        {
+            var name = stored.StartsWith(stem, StringComparison.Ordinal) ? stored : prefix + stored;
+            if (!name.StartsWith(stem, StringComparison.Ordinal)) continue;
+            var end = name.IndexOf('.', stem.Length);
+            if (end > stem.Length && int.TryParse(name.AsSpan(stem.Length, end - stem.Length), System.Globalization.NumberStyles.None, null, out var i) && i < int.MaxValue)
+                held = Math.Max(held, i + 1);
+        }
+        if (config.NumHiddenLayers > held)
+            throw new HfFormatException(Path.Combine(dir, ConfigFile),
+                $"{config.NumHiddenLayers} layers ('num_hidden_layers', GPT-2 'n_layer'), but the weights hold {held} ({stem}0 … {stem}{Math.Max(held - 1, 0)})");
+    }
+
     private static Dictionary<string, string> WeightSources(string dir)
     {
         var index = Path.Combine(dir, IndexFile);
         if (File.Exists(index))
         {
             JsonObject? map;
-            try { map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as JsonObject; }
+            try
+            {
+                var root = JsonNode.Parse(InputLimits.ReadText(index, InputLimits.IndexJsonBytes, IndexFile), documentOptions: new JsonDocumentOptions { MaxDepth = InputLimits.JsonDepth, AllowDuplicateProperties = false });
+                map = (root as JsonObject ?? throw new HfFormatException(index, "expected a JSON object"))["weight_map"] as JsonObject;
+                _ = map?.Count;
+            }
             catch (JsonException e) { throw new HfFormatException(index, $"invalid JSON: {e.Message}", e); }
+            catch (ArgumentException e) { throw new HfFormatException(index, $"invalid JSON (a key appears twice?): {e.Message}", e); }
             if (map is null) throw new HfFormatException(index, "missing object 'weight_map'");
             var result = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var (name, file) in map)

@@ -26,8 +26,8 @@ public sealed record SafetensorsEntry(string Name, SafetensorsDtype Dtype, long[
 /// </summary>
 public sealed unsafe class SafetensorsFile : IDisposable
 {
-    /// <summary>Largest header accepted (the format's limit).</summary>
-    public const long MaxHeaderBytes = 100_000_000;
+    /// <summary>Largest header accepted (the format's limit): <see cref="InputLimits.SafetensorsHeaderBytes"/>.</summary>
+    public const long MaxHeaderBytes = InputLimits.SafetensorsHeaderBytes;
 
     private readonly MemoryMappedFile? map;
     private readonly MemoryMappedViewAccessor? view;
@@ -123,7 +123,13 @@ public sealed unsafe class SafetensorsFile : IDisposable
     private static (Dictionary<string, SafetensorsEntry>, IReadOnlyDictionary<string, string>) ParseHeader(string path, ReadOnlySpan<byte> json, long dataLength)
     {
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(json.ToArray()); }
+        try
+        {
+            // The reference implementation reads the header as a Rust &str: invalid UTF-8 is an error, not replaced.
+            new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetCharCount(json);
+            doc = JsonDocument.Parse(json.ToArray(), new JsonDocumentOptions { MaxDepth = InputLimits.JsonDepth });
+        }
+        catch (System.Text.DecoderFallbackException e) { throw new SafetensorsException(path, null, "header is not valid UTF-8", e); }
         catch (JsonException e) { throw new SafetensorsException(path, null, $"header is not valid JSON: {e.Message}", e); }
         using var _ = doc;
         if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new SafetensorsException(path, null, $"header must be a JSON object, got {doc.RootElement.ValueKind}");
@@ -177,15 +183,20 @@ public sealed unsafe class SafetensorsFile : IDisposable
         if (!v.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw new SafetensorsException(path, name, "missing 'data_offsets' [begin, end]");
         long begin, end;
+        if (off[0].ValueKind != JsonValueKind.Number || off[1].ValueKind != JsonValueKind.Number) throw new SafetensorsException(path, name, "data_offsets must be integers");
         try { begin = off[0].GetInt64(); end = off[1].GetInt64(); }
         catch (Exception e) when (e is FormatException or InvalidOperationException) { throw new SafetensorsException(path, name, "data_offsets must be integers", e); }
         if (begin < 0 || end < begin) throw new SafetensorsException(path, name, $"data_offsets [{begin}, {end}) are not a valid range");
         if (end > dataLength) throw new SafetensorsException(path, name, $"data_offsets [{begin}, {end}) run past the end of the data section ({dataLength} bytes): truncated or corrupt");
-        long numel;
-        try { numel = shape.Aggregate(1L, (a, b) => checked(a * b)); }
-        catch (OverflowException) { throw new SafetensorsException(path, name, $"shape [{string.Join(", ", shape)}] overflows"); }
-        if (numel * dtype.ElementSize() != end - begin)
-            throw new SafetensorsException(path, name, $"shape [{string.Join(", ", shape)}] of {dtype} needs {numel * dtype.ElementSize()} bytes but data_offsets span {end - begin}");
+        long numel, bytes;
+        try
+        {
+            numel = shape.Aggregate(1L, (a, b) => checked(a * b));
+            bytes = checked(numel * dtype.ElementSize());
+        }
+        catch (OverflowException) { throw new SafetensorsException(path, name, $"shape [{string.Join(", ", shape)}] of {dtype} has a byte size that overflows 64 bits"); }
+        if (bytes != end - begin)
+            throw new SafetensorsException(path, name, $"shape [{string.Join(", ", shape)}] of {dtype} needs {bytes} bytes but data_offsets span {end - begin}");
         return new SafetensorsEntry(name, dtype, shape, begin, end);
     }
 
