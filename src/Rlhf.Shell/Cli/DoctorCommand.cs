@@ -30,6 +30,8 @@ public static class DoctorCommand
         Console.WriteLine($"  threads         intra-op {Torch.NumThreads}, inter-op {Torch.NumInteropThreads}, cores {Environment.ProcessorCount}");
         Console.WriteLine($"  BLAS (build)    {BuildValue("BLAS_INFO") ?? "unknown"} (resolved at run time through libblas.so.3)");
         Console.WriteLine($"  BLAS (loaded)   {LoadedBlas()}");
+        Console.WriteLine($"  BLAS kernels    {BlasKernels.Describe()}");
+        Console.WriteLine($"  BLAS check      {BlasKernels.VerificationProblem ?? "a float32 product agrees with float64 to rounding"}");
         Console.WriteLine($"  CUDA            {(Torch.CudaIsAvailable ? $"available, {Torch.CudaDeviceCount} device(s)" : "not available (CPU-only libtorch or no device)")}");
         Console.WriteLine($"  collectives     Gloo {(Torch.HasGloo ? "yes" : "no")}, NCCL {(Torch.HasNccl ? "yes" : "no")}");
         Console.WriteLine($"  matmul 512^3    {MatmulGflops(512):F1} GFLOP/s (float32)");
