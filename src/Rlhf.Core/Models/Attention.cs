@@ -84,8 +84,11 @@ public static class Attention
         if (h % kv != 0) throw new ArgumentException($"query heads {h} are not a multiple of key/value heads {kv}");
         if (kv != h)
         {
-            k = k.RepeatInterleave(h / kv, 1);                                   // [B, H, Tk, hd]
-            v = v.RepeatInterleave(h / kv, 1);
+            // HF repeat_kv: expand a new head axis and flatten it (one copy), not repeat_interleave, whose int-repeats
+            // form builds an index tensor and gathers through it (measured several times slower in libtorch 1.13).
+            long b = k.Size(0), tk = k.Size(2), hd = k.Size(3), rep = h / kv;
+            k = k.Unsqueeze(2).Expand(b, kv, rep, tk, hd).Reshape(b, h, tk, hd);   // [B, H, Tk, hd]
+            v = v.Unsqueeze(2).Expand(b, kv, rep, tk, hd).Reshape(b, h, tk, hd);
         }
         var work = q.Dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
         // In place where autograd allows: matmul's backward needs its inputs, not its output, and a scalar multiply
