@@ -4,13 +4,18 @@
 #   libgloo-dev           gloo headers that c10d's ProcessGroupGloo.hpp includes (libtorch-dev omits them)
 #   libopenblas0-pthread  libtorch's BLAS; the reference BLAS Debian selects otherwise is ~30x slower on matmul
 #   cmake, g++            to build the native shim (native/)
+#   ccache                optional: CMake compiles through it when present, so rebuilding the shim after a checkout
+#                         or a branch switch takes seconds; without it (no root, no network) the build just runs
 set -euo pipefail
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
 need=(libtorch-dev libgloo-dev libopenblas0-pthread cmake g++)
+optional=(ccache)
 missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+for p in "${need[@]}"; do installed "$p" || missing+=("$p"); done
+optional_missing=()
+for p in "${optional[@]}"; do installed "$p" || optional_missing+=("$p"); done
 
 if ((${#missing[@]})); then
   if ! command -v apt-get >/dev/null 2>&1; then
@@ -25,14 +30,23 @@ if ((${#missing[@]})); then
       exit 1
     fi
   fi
-  echo "bootstrap: installing ${missing[*]} (apt, once)..." >&2
+  echo "bootstrap: installing ${missing[*]} ${optional_missing[*]} (apt, once)..." >&2
   log=$(mktemp)
-  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" "${optional_missing[@]}"; } >"$log" 2>&1; then
     echo "bootstrap: apt-get failed; its last lines:" >&2
     tail -n 20 "$log" >&2
     exit 1
   fi
   rm -f "$log"
+elif ((${#optional_missing[@]})); then
+  # Only optional packages are missing: try once per machine, silently, and never fail because of them.
+  stamp="${XDG_CACHE_HOME:-$HOME/.cache}/rlhf/bootstrap-optional-tried"
+  if [ ! -e "$stamp" ] && command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${optional_missing[@]}"; } >/dev/null 2>&1 || true
+    mkdir -p "$(dirname "$stamp")" 2>/dev/null && touch "$stamp" 2>/dev/null || true
+  fi
 fi
 
 # libtorch must pick OpenBLAS through the libblas.so.3 alternative (installing OpenBLAS selects it at priority 100).

@@ -17,7 +17,7 @@ STAGE=shared/gpu-check
 prepare() {
   rm -rf "$STAGE" && mkdir -p "$STAGE"
   local tmp; tmp=$(mktemp -d)
-  for proj in src/Rlhf.Shell bench/Rlhf.Bench; do
+  for proj in src/Rlhf.Cli bench/Rlhf.Bench; do
     RLHF_SKIP_NATIVE=1 dotnet publish "$proj" -c Release -r linux-x64 --self-contained -nologo -v q --tl:off \
       -p:PublishTrimmed=false -p:DebugType=none -o "$tmp/app"
   done

@@ -59,7 +59,7 @@ inline at::TensorOptions options(int dtype, int dev_type, int dev_index) {
 
 inline c10::optional<at::Generator> gen(rt_generator g) {
   if (g) return *g;
-  return c10::nullopt;
+  return {};  // (c10::nullopt is std::nullopt in libtorch 2.x and its own type in 1.13)
 }
 
 }  // namespace rt

@@ -40,8 +40,14 @@ struct CountingAllocator final : at::Allocator {
     if (del) del(p);
   }
 
-  at::DataPtr allocate(size_t n) const override {
-    auto* me = const_cast<CountingAllocator*>(this);
+  // libtorch 1.13–2.2 declare `allocate(size_t) const`, 2.3 and later `allocate(size_t)` plus a pure `copy_data`:
+  // both allocate signatures and copy_data are defined (without `override`), so each libtorch finds the ones it calls.
+  at::DataPtr allocate(size_t n) { return counted(n); }
+  at::DataPtr allocate(size_t n) const { return const_cast<CountingAllocator*>(this)->counted(n); }
+  void copy_data(void* dest, const void* src, std::size_t count) const { if (count) std::memcpy(dest, src, count); }
+
+  at::DataPtr counted(size_t n) {
+    auto* me = this;
     at::DataPtr d = inner->allocate(n);
     void* data = d.get();
     // Only plain allocations (context == data, a raw deleter) can be re-wrapped; count those.
@@ -96,6 +102,7 @@ RT_API char* rt_take_error() {
   return s;
 }
 RT_API void rt_free_string(char* s) { free(s); }
+RT_API void rt_free_buffer(void* p) { free(p); }
 
 // Raises a C++ exception on purpose: tests use it to prove that `...` is caught too.
 RT_API int rt_debug_throw(int kind) {

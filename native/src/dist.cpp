@@ -1,22 +1,21 @@
 // c10d over the C ABI: TCPStore + PrefixStore, ProcessGroupGloo (CPU) and, with a CUDA libtorch,
 // ProcessGroupNCCL; collectives return a Work handle whose wait() names the rank and the operation
-// on failure. Gloo in libtorch 1.13 cannot reduce_scatter, _allgather_base or carry bf16 (see
-// shared/REFERENCE.md), so: bf16 travels as fp32, reduce-scatter is all-reduce + slice, all-gather
-// goes into equal padded shards (views of one flat output). Also: checkpoint shard files written
-// with torch::pickle_save (readable by Python's torch.load).
+// on failure. Gloo in libtorch 1.13 cannot reduce_scatter, _allgather_base or carry bf16, so: bf16
+// travels as fp32, reduce-scatter is all-reduce + slice, all-gather goes into equal padded shards
+// (views of one flat output).
+//
+// Without c10d (no gloo headers and a CPU-only libtorch) every export below fails with one message:
+// the whole file is under one availability guard, with the stubs at its end.
 #include "common.h"
-#include <chrono>
-#include <fstream>
-#include <functional>
-#include <memory>
-#include <torch/serialize.h>
 
 #if defined(USE_C10D_GLOO) || defined(USE_C10D_NCCL)
-#define RT_HAS_C10D 1
+#include <chrono>
+#include <functional>
+#include <memory>
+
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#endif
 #ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
@@ -25,13 +24,20 @@
 #endif
 
 namespace rt {
-#ifdef RT_HAS_C10D
+// libtorch 2.x made ProcessGroupGloo/NCCL backends (c10d::Backend) under a ProcessGroup facade; 1.13's are
+// ProcessGroups themselves. Both carry the same collective calls, so a Group holds whichever the backend is.
+#if TORCH_VERSION_MAJOR >= 2
+using Collectives = c10d::Backend;
+#else
+using Collectives = c10d::ProcessGroup;
+#endif
+
 struct Store {
   c10::intrusive_ptr<c10d::Store> store;
 };
 
 struct Group {
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  c10::intrusive_ptr<Collectives> pg;
   int rank;
   int size;
   bool gloo;  // Gloo: no bf16, no native reduce-scatter / allgather_base
@@ -97,27 +103,13 @@ Work* staged(const Group& g, const char* op, at::Tensor& t, F launch) {
   }
   return w.release();
 }
-#endif
 }  // namespace rt
-
-#ifdef RT_HAS_C10D
-typedef rt::Store* rt_store;
-typedef rt::Group* rt_pg;
-typedef rt::Work* rt_work;
-#else
-typedef void* rt_store;
-typedef void* rt_pg;
-typedef void* rt_work;
-#endif
-
-#define RT_NO_C10D throw std::runtime_error("this shim was built without c10d (no gloo headers and no NCCL)");
 
 // ---------------------------------------------------------------- stores
 
 // A TCPStore: rank 0 hosts it (is_server), everyone connects to host:port. timeout_ms bounds every wait.
 RT_API rt_store rt_store_tcp_new(const char* host, int port, int is_server, int num_workers, int64_t timeout_ms) {
   RT_GUARD(nullptr,
-#ifdef RT_HAS_C10D
     c10d::TCPStoreOptions o;
     o.port = static_cast<std::uint16_t>(port);
     o.isServer = is_server != 0;
@@ -126,36 +118,23 @@ RT_API rt_store rt_store_tcp_new(const char* host, int port, int is_server, int 
     o.timeout = std::chrono::milliseconds(timeout_ms);
     auto s = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
     return new rt::Store{s};
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
 // A PrefixStore over `inner` (the default group uses "default_pg").
 RT_API rt_store rt_store_prefix_new(const char* prefix, rt_store inner) {
   RT_GUARD(nullptr,
-#ifdef RT_HAS_C10D
     return new rt::Store{c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), inner->store)};
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
 RT_API void rt_store_free(rt_store s) {
-#ifdef RT_HAS_C10D
   delete s;
-#endif
 }
 
 RT_API int rt_store_set(rt_store s, const char* key, const uint8_t* value, int64_t len) {
   RT_STATUS(
-#ifdef RT_HAS_C10D
     s->store->set(std::string(key), std::vector<uint8_t>(value, value + len));
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
@@ -163,7 +142,6 @@ RT_API int rt_store_set(rt_store s, const char* key, const uint8_t* value, int64
 // freed with rt_free_string (it is NUL-terminated as a convenience; *len excludes the NUL).
 RT_API int rt_store_get(rt_store s, const char* key, char** out, int64_t* len) {
   RT_STATUS(
-#ifdef RT_HAS_C10D
     auto v = s->store->get(std::string(key));
     char* b = static_cast<char*>(std::malloc(v.size() + 1));
     if (!b) throw std::bad_alloc();
@@ -171,19 +149,12 @@ RT_API int rt_store_get(rt_store s, const char* key, char** out, int64_t* len) {
     b[v.size()] = 0;
     *out = b;
     *len = static_cast<int64_t>(v.size());
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
 RT_API int rt_store_add(rt_store s, const char* key, int64_t delta, int64_t* out) {
   RT_STATUS(
-#ifdef RT_HAS_C10D
     *out = s->store->add(std::string(key), delta);
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
@@ -218,9 +189,7 @@ RT_API rt_pg rt_pg_nccl_new(rt_store store, int rank, int size, int64_t timeout_
 }
 
 RT_API void rt_pg_free(rt_pg g) {
-#ifdef RT_HAS_C10D
   delete g;
-#endif
 }
 
 // ---------------------------------------------------------------- collectives (each returns a work)
@@ -228,40 +197,28 @@ RT_API void rt_pg_free(rt_pg g) {
 // In-place all-reduce (op: 0 sum, 1 max, 2 min, 3 product).
 RT_API rt_work rt_pg_allreduce(rt_pg g, rt_tensor t, int op) {
   RT_GUARD(nullptr,
-#ifdef RT_HAS_C10D
     c10d::AllreduceOptions o;
     o.reduceOp = rt::reduce_op(op);
     return rt::staged(*g, "allreduce", *t, [&](std::vector<at::Tensor>& v) { return g->pg->allreduce(v, o); });
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
 // In-place broadcast from `root`.
 RT_API rt_work rt_pg_broadcast(rt_pg g, rt_tensor t, int root) {
   RT_GUARD(nullptr,
-#ifdef RT_HAS_C10D
     c10d::BroadcastOptions o;
     o.rootRank = root;
     return rt::staged(*g, "broadcast", *t, [&](std::vector<at::Tensor>& v) { return g->pg->broadcast(v, o); });
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
 // In-place reduce to `root` (other ranks' tensors are left in an unspecified state, as in c10d).
 RT_API rt_work rt_pg_reduce(rt_pg g, rt_tensor t, int root, int op) {
   RT_GUARD(nullptr,
-#ifdef RT_HAS_C10D
     c10d::ReduceOptions o;
     o.rootRank = root;
     o.reduceOp = rt::reduce_op(op);
     return rt::staged(*g, "reduce", *t, [&](std::vector<at::Tensor>& v) { return g->pg->reduce(v, o); });
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
@@ -269,7 +226,6 @@ RT_API rt_work rt_pg_reduce(rt_pg g, rt_tensor t, int root, int op) {
 // input at [r·n, (r+1)·n). Callers pad their shard to the common length first.
 RT_API rt_work rt_pg_allgather(rt_pg g, rt_tensor input, rt_tensor output) {
   RT_GUARD(nullptr,
-#ifdef RT_HAS_C10D
     at::Tensor in = *input, out = *output;
     rt::check_contiguous(in, "allgather");
     rt::check_contiguous(out, "allgather");
@@ -292,9 +248,6 @@ RT_API rt_work rt_pg_allgather(rt_pg g, rt_tensor input, rt_tensor output) {
     }
     w->keep = {in, out, sin, sout};
     return w.release();
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
@@ -303,7 +256,6 @@ RT_API rt_work rt_pg_allgather(rt_pg g, rt_tensor input, rt_tensor output) {
 // all-reduce of a staging copy, then this rank's slice is copied out after the wait.
 RT_API rt_work rt_pg_reduce_scatter(rt_pg g, rt_tensor input, rt_tensor output, int op) {
   RT_GUARD(nullptr,
-#ifdef RT_HAS_C10D
     at::Tensor in = *input, out = *output;
     rt::check_contiguous(in, "reduce_scatter");
     rt::check_contiguous(out, "reduce_scatter");
@@ -330,27 +282,19 @@ RT_API rt_work rt_pg_reduce_scatter(rt_pg g, rt_tensor input, rt_tensor output, 
     w->after = [dst, s, off, n]() mutable { at::NoGradGuard ng; dst.view({-1}).copy_(s.narrow(0, off, n)); };
     w->keep = {in, out, s};
     return w.release();
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
 RT_API rt_work rt_pg_barrier(rt_pg g) {
   RT_GUARD(nullptr,
-#ifdef RT_HAS_C10D
     std::unique_ptr<rt::Work> w(rt::make_work(*g, "barrier"));
     w->work = g->pg->barrier(c10d::BarrierOptions());
     return w.release();
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
 RT_API rt_work rt_pg_send(rt_pg g, rt_tensor t, int dst, int tag) {
   RT_GUARD(nullptr,
-#ifdef RT_HAS_C10D
     std::string op = "send to rank " + std::to_string(dst);
     if (rt::needs_staging(*g, *t)) {
       std::unique_ptr<rt::Work> w(rt::make_work(*g, op.c_str()));
@@ -361,27 +305,19 @@ RT_API rt_work rt_pg_send(rt_pg g, rt_tensor t, int dst, int tag) {
       return w.release();
     }
     return rt::staged(*g, op.c_str(), *t, [&](std::vector<at::Tensor>& v) { return g->pg->send(v, dst, tag); });
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
 RT_API rt_work rt_pg_recv(rt_pg g, rt_tensor t, int src, int tag) {
   RT_GUARD(nullptr,
-#ifdef RT_HAS_C10D
     std::string op = "recv from rank " + std::to_string(src);
     return rt::staged(*g, op.c_str(), *t, [&](std::vector<at::Tensor>& v) { return g->pg->recv(v, src, tag); });
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
 // Waits for the work; on failure the message names this rank and the operation. Idempotent.
 RT_API int rt_work_wait(rt_work w) {
   RT_STATUS(
-#ifdef RT_HAS_C10D
     if (!w->done) {
       try {
         if (w->work) w->work->wait();
@@ -397,69 +333,44 @@ RT_API int rt_work_wait(rt_work w) {
       w->after = nullptr;
       w->keep.clear();
     }
-#else
-    RT_NO_C10D
-#endif
   )
 }
 
 RT_API int rt_work_is_completed(rt_work w) {
-#ifdef RT_HAS_C10D
   try {
     return (w->done || !w->work || w->work->isCompleted()) ? 1 : 0;
   } catch (...) {
     return 1;
   }
-#else
-  return 1;
-#endif
 }
 
 RT_API void rt_work_free(rt_work w) {
-#ifdef RT_HAS_C10D
   delete w;
+}
+
+#else  // no c10d in this build
+
+#define RT_NO_C10D(fail) RT_GUARD(fail, throw std::runtime_error("this shim was built without c10d (no gloo headers and no NCCL)");)
+
+RT_API rt_store rt_store_tcp_new(const char* host, int port, int is_server, int num_workers, int64_t timeout_ms) { RT_NO_C10D(nullptr) }
+RT_API rt_store rt_store_prefix_new(const char* prefix, rt_store inner) { RT_NO_C10D(nullptr) }
+RT_API void rt_store_free(rt_store s) {}
+RT_API int rt_store_set(rt_store s, const char* key, const uint8_t* value, int64_t len) { RT_NO_C10D(-1) }
+RT_API int rt_store_get(rt_store s, const char* key, char** out, int64_t* len) { RT_NO_C10D(-1) }
+RT_API int rt_store_add(rt_store s, const char* key, int64_t delta, int64_t* out) { RT_NO_C10D(-1) }
+RT_API rt_pg rt_pg_gloo_new(rt_store store, int rank, int size, const char* host, int64_t timeout_ms) { RT_NO_C10D(nullptr) }
+RT_API rt_pg rt_pg_nccl_new(rt_store store, int rank, int size, int64_t timeout_ms) { RT_NO_C10D(nullptr) }
+RT_API void rt_pg_free(rt_pg g) {}
+RT_API rt_work rt_pg_allreduce(rt_pg g, rt_tensor t, int op) { RT_NO_C10D(nullptr) }
+RT_API rt_work rt_pg_broadcast(rt_pg g, rt_tensor t, int root) { RT_NO_C10D(nullptr) }
+RT_API rt_work rt_pg_reduce(rt_pg g, rt_tensor t, int root, int op) { RT_NO_C10D(nullptr) }
+RT_API rt_work rt_pg_allgather(rt_pg g, rt_tensor input, rt_tensor output) { RT_NO_C10D(nullptr) }
+RT_API rt_work rt_pg_reduce_scatter(rt_pg g, rt_tensor input, rt_tensor output, int op) { RT_NO_C10D(nullptr) }
+RT_API rt_work rt_pg_barrier(rt_pg g) { RT_NO_C10D(nullptr) }
+RT_API rt_work rt_pg_send(rt_pg g, rt_tensor t, int dst, int tag) { RT_NO_C10D(nullptr) }
+RT_API rt_work rt_pg_recv(rt_pg g, rt_tensor t, int src, int tag) { RT_NO_C10D(nullptr) }
+RT_API int rt_work_wait(rt_work w) { RT_NO_C10D(-1) }
+RT_API int rt_work_is_completed(rt_work w) { return 1; }
+RT_API void rt_work_free(rt_work w) {}
+
 #endif
-}
-
-// ---------------------------------------------------------------- checkpoint shard files
-
-// Writes {names[i]: tensors[i]} as one pickled dict (torch::pickle_save; Python's torch.load reads it)
-// to `path`, flushed before returning. The caller writes to a temporary name and renames.
-RT_API int rt_tensors_save(const char* path, const char* const* names, const rt_tensor* ts, int n) {
-  RT_STATUS(
-    c10::impl::GenericDict d(c10::StringType::get(), c10::TensorType::get());
-    for (int i = 0; i < n; ++i) d.insert(std::string(names[i]), ts[i]->contiguous().cpu());
-    std::vector<char> bytes = torch::pickle_save(c10::IValue(d));
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    if (!f) throw std::runtime_error(std::string("cannot open ") + path + " for writing");
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    f.flush();
-    if (!f) throw std::runtime_error(std::string("short write to ") + path);
-  )
-}
-
-// Reads a file written by rt_tensors_save: returns the entry count; names and tensors are written to
-// caller buffers of `cap` slots (names malloc'd, freed with rt_free_string). cap 0 just counts.
-RT_API int rt_tensors_load(const char* path, char** names, rt_tensor* ts, int cap) {
-  RT_GUARD(-1,
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw std::runtime_error(std::string("cannot open ") + path);
-    std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    c10::IValue v = torch::pickle_load(bytes);
-    if (!v.isGenericDict()) throw std::runtime_error(std::string(path) + " does not hold a dict of tensors");
-    auto d = v.toGenericDict();
-    int n = static_cast<int>(d.size());
-    if (cap == 0) return n;
-    if (cap < n) throw std::runtime_error("rt_tensors_load: buffer too small");
-    int i = 0;
-    for (const auto& e : d) {
-      const std::string k = e.key().toStringRef();
-      char* s = static_cast<char*>(std::malloc(k.size() + 1));
-      std::memcpy(s, k.c_str(), k.size() + 1);
-      names[i] = s;
-      ts[i] = rt::wrap(e.value().toTensor());
-      ++i;
-    }
-    return n;
-  )
-}

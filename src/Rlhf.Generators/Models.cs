@@ -32,8 +32,11 @@ namespace Rlhf.Generators
     /// <summary>A record to generate, keyed by where it is declared.</summary>
     public sealed record RecordModel(string Key, string Name, string? Description, EquatableArray<PropertyModel> Properties, TextPos Pos);
 
-    /// <summary>A string enum to generate.</summary>
-    public sealed record EnumModel(string Key, string Name, string? Description, EquatableArray<string> Values, EquatableArray<string> Members, TextPos Pos);
+    /// <summary>
+    /// A string enum to generate. <see cref="ExternalType"/> (from <c>x-csharp-type</c>) names an existing C# enum to bind to
+    /// instead of declaring one; then only the YAML helper is generated.
+    /// </summary>
+    public sealed record EnumModel(string Key, string Name, string? Description, EquatableArray<string> Values, EquatableArray<string> Members, TextPos Pos, string? ExternalType = null);
 
     /// <summary>A diagnostic as plain data (no Location), reported by the output step.</summary>
     public sealed record DiagnosticInfo(string Id, string Message, string FilePath, TextPos Pos, int EndLine, int EndColumn);
@@ -47,7 +50,11 @@ namespace Rlhf.Generators
         EquatableArray<DiagnosticInfo> Diagnostics);
 
     /// <summary>What every file needs to know about types declared elsewhere: key, name, kind.</summary>
-    public sealed record TypeEntry(string Key, string Name, bool IsEnum, bool HasRequired, EquatableArray<string> EnumValues, string FileName);
+    public sealed record TypeEntry(string Key, string Name, bool IsEnum, bool HasRequired, EquatableArray<string> EnumValues, string FileName, string? ExternalType = null)
+    {
+        /// <summary>How generated code spells the type: the generated name, or <c>global::</c> + the external enum's full name.</summary>
+        public string CsName => ExternalType == null ? Name : "global::" + ExternalType;
+    }
 
     /// <summary>The table of all declared types, built once from every schema file.</summary>
     public sealed record TypeTable(EquatableArray<TypeEntry> Entries, EquatableArray<DiagnosticInfo> Diagnostics);

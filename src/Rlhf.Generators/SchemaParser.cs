@@ -17,8 +17,11 @@ namespace Rlhf.Generators
         {
             "$schema", "$id", "$comment", "title", "description", "type", "properties", "required", "default",
             "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "$ref", "items",
-            "additionalProperties", "anyOf", "definitions", "$defs", "examples", "const", "format", "pattern",
+            "additionalProperties", "anyOf", "definitions", "$defs", "examples", "const", "format", "pattern", ExternalTypeKeyword,
         };
+
+        /// <summary>The extension keyword that binds a string enum to an existing C# enum (full name) instead of generating one.</summary>
+        public const string ExternalTypeKeyword = "x-csharp-type";
 
         private static readonly HashSet<string> ReservedMembers = new HashSet<string>
         {
@@ -106,6 +109,7 @@ namespace Rlhf.Generators
                     CheckKeywords(d.Value, where);
                     var name = TitleOr(d.Value, Pascal(d.Name), where);
                     var type = StringMember(d.Value, "type");
+                    if (!(type == "string" && d.Value.Member("enum") != null)) CheckNoExternalType(d.Value, where);
                     if (type == "object") DeclareRecord(d.Value, key, name, where);
                     else if (type == "string" && d.Value.Member("enum") != null) DeclareEnum(d.Value, key, name, where);
                     else Report(SchemaDiagnostics.BadType, d.Value.Pos, $"'{where}': a definition must be an object or a string enum");
@@ -154,8 +158,38 @@ namespace Rlhf.Generators
 
         private static string? Description(JsonValue schema) => StringMember(schema, "description");
 
+        private void CheckNoExternalType(JsonValue schema, string where)
+        {
+            var m = schema.Member(ExternalTypeKeyword);
+            if (m != null)
+                Report(SchemaDiagnostics.UnsupportedKeyword, m.NamePos, $"'{where}': '{ExternalTypeKeyword}' applies to string enums only");
+        }
+
+        /// <summary>The C# enum named by <c>x-csharp-type</c> (a dotted full name), or null; reports a malformed one.</summary>
+        private string? ExternalType(JsonValue schema, string where)
+        {
+            var m = schema.Member(ExternalTypeKeyword);
+            if (m == null) return null;
+            if (m.Value.Kind != JsonKind.String || m.Value.Text.Split('.').Any(p => !SyntaxFacts.IsValidIdentifier(p)) || m.Value.Text.IndexOf('.') < 0)
+            {
+                Report(SchemaDiagnostics.BadName, m.Value.Pos, $"'{where}': {ExternalTypeKeyword} {m.Value.ToJson()} is not a namespace-qualified C# type name (e.g. \"Rlhf.Core.Losses.LossAggregation\")");
+                return null;
+            }
+            return m.Value.Text;
+        }
+
         private void DeclareEnum(JsonValue schema, string key, string name, string where)
         {
+            var external = ExternalType(schema, where);
+            if (external != null)
+            {
+                // One name per concept: the YAML helper is named after the C# enum, and a title may only repeat that name.
+                var simple = external.Substring(external.LastIndexOf('.') + 1);
+                var title = schema.Member("title");
+                if (title != null && title.Value.Kind == JsonKind.String && title.Value.Text != simple)
+                    Report(SchemaDiagnostics.BadName, title.Value.Pos, $"'{where}': title \"{title.Value.Text}\" differs from the name of {ExternalTypeKeyword} {external}; drop the title");
+                name = simple;
+            }
             var e = schema.Member("enum")!;
             var values = new List<string>();
             var members = new List<string>();
@@ -178,7 +212,7 @@ namespace Rlhf.Generators
                     members.Add(member);
                 }
             }
-            _enums.Add(new EnumModel(key, name, Description(schema), values.ToEquatableArray(), members.ToEquatableArray(), schema.Pos));
+            _enums.Add(new EnumModel(key, name, Description(schema), values.ToEquatableArray(), members.ToEquatableArray(), schema.Pos, external));
         }
 
         private static string Identifier(string s) =>
@@ -269,6 +303,7 @@ namespace Rlhf.Generators
                 return null;
             }
             var type = typeMember.Value.Text;
+            if (!(type == "string" && schema.Member("enum") != null)) CheckNoExternalType(schema, where);
             var hasRange = schema.Member("minimum") != null || schema.Member("maximum") != null || schema.Member("exclusiveMinimum") != null || schema.Member("exclusiveMaximum") != null;
             if (hasRange && type != "integer" && type != "number")
                 Report(SchemaDiagnostics.BadConstraint, schema.Pos, $"'{where}': minimum/maximum only apply to integer and number, not {type}");

@@ -46,7 +46,7 @@ namespace Rlhf.Generators
                 foreach (var r in f.Records)
                     Add(new TypeEntry(r.Key, r.Name, false, r.Properties.Any(p => p.Required), EquatableArray<string>.Empty, f.FileName), r.Pos);
                 foreach (var e in f.Enums)
-                    Add(new TypeEntry(e.Key, e.Name, true, false, e.Values, f.FileName), e.Pos);
+                    Add(new TypeEntry(e.Key, e.Name, true, false, e.Values, f.FileName, e.ExternalType), e.Pos);
             }
             return new TypeTable(entries.ToEquatableArray(), diagnostics.ToEquatableArray());
         }
@@ -94,25 +94,30 @@ namespace Rlhf.Generators
 
         private void WriteEnum(IndentedWriter w, EnumModel e)
         {
-            Doc(w, e.Description, $"Values of {e.Name}.");
-            w.Open("public enum " + e.Name);
-            for (var i = 0; i < e.Members.Count; i++)
+            // An x-csharp-type enum is declared elsewhere (the schema names it); YAML value v binds to its member Pascal(v).
+            var cs = e.ExternalType == null ? e.Name : "global::" + e.ExternalType;
+            if (e.ExternalType == null)
             {
-                w.Line($"/// <summary>YAML <c>{e.Values[i]}</c>.</summary>");
-                w.Line(e.Members[i] + ",");
+                Doc(w, e.Description, $"Values of {e.Name}.");
+                w.Open("public enum " + e.Name);
+                for (var i = 0; i < e.Members.Count; i++)
+                {
+                    w.Line($"/// <summary>YAML <c>{e.Values[i]}</c>.</summary>");
+                    w.Line(e.Members[i] + ",");
+                }
+                w.Close();
+                w.Line();
             }
-            w.Close();
-            w.Line();
-            w.Line($"/// <summary>YAML names, binding and writing of <see cref=\"{e.Name}\"/>.</summary>");
+            w.Line($"/// <summary>YAML names, binding and writing of <see cref=\"{cs}\"/>.</summary>");
             w.Open($"public static class {e.Name}Yaml");
             w.Line("private static readonly string[] s_names = { " + string.Join(", ", e.Values.Select(Lit)) + " };");
-            w.Line($"private static readonly {e.Name}[] s_values = {{ " + string.Join(", ", e.Members.Select(m => e.Name + "." + m)) + " };");
+            w.Line($"private static readonly {cs}[] s_values = {{ " + string.Join(", ", e.Members.Select(m => cs + "." + m)) + " };");
             w.Line("/// <summary>The accepted YAML names, in schema order.</summary>");
             w.Line("public static global::System.Collections.Generic.IReadOnlyList<string> Names => s_names;");
             w.Line("/// <summary>The YAML name of a value.</summary>");
-            w.Line($"public static string ToYaml({e.Name} value) => s_names[global::System.Array.IndexOf(s_values, value)];");
+            w.Line($"public static string ToYaml({cs} value) => s_names[global::System.Array.IndexOf(s_values, value)];");
             w.Line("/// <summary>Binds a YAML scalar to a value, with a suggestion when the name is close to a valid one.</summary>");
-            w.Line($"public static global::LanguageExt.Validation<ConfigError, {e.Name}> Bind(global::YamlDotNet.RepresentationModel.YamlNode? node, BindContext ctx, string path) => B.Enum(node, path, ctx, s_names, s_values);");
+            w.Line($"public static global::LanguageExt.Validation<ConfigError, {cs}> Bind(global::YamlDotNet.RepresentationModel.YamlNode? node, BindContext ctx, string path) => B.Enum(node, path, ctx, s_names, s_values);");
             w.Close();
             w.Line();
         }
@@ -137,7 +142,7 @@ namespace Rlhf.Generators
                     var item = CsType(t.Item!, pos, where);
                     return item == null ? null : $"global::Rlhf.Settings.EquatableList<{item}>";
                 default:
-                    return Lookup(t.RefKey!, pos, where)?.Name;
+                    return Lookup(t.RefKey!, pos, where)?.CsName;
             }
         }
 
@@ -258,7 +263,7 @@ namespace Rlhf.Generators
                         if (d.Kind != JsonKind.String) return Bad($"is not a string naming a value of {e.Name}");
                         var idx = e.EnumValues.Items.IndexOf(d.Text);
                         if (idx < 0) return Bad($"is not one of {string.Join(", ", e.EnumValues)}");
-                        return e.Name + "." + EnumMember(e, idx);
+                        return e.CsName + "." + EnumMember(e, idx);
                     }
                     if (d.Kind != JsonKind.Object || d.Members.Count != 0) return Bad($"must be {{}} (the defaults of {e.Name}); set defaults inside that schema");
                     if (e.HasRequired) return Bad($"is not possible: {e.Name} has required keys");

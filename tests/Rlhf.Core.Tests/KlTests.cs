@@ -11,14 +11,17 @@ public class KlTests
     public void Hand_example_k1_k2_k3()
     {
         using var scope = Torch.NewScope();
-        // r = lp − ref = 0.5, −1, 20 (k3 is clamped at 10 for the last).
+        // r = lp − ref = 0.5, −1, 20. k3 is TRL's, unclamped: e^−20 − 1 + 20 for the last.
         var lp = T.D([-1.0, -2.0, 0.0], 1, 3);
         var rf = T.D([-1.5, -1.0, -20.0], 1, 3);
         T.Close(new[] { 0.5, -1.0, 20.0 }, T.A(Kl.K1(lp, rf)));
         T.Close(new[] { 0.125, 0.5, 200.0 }, T.A(Kl.K2(lp, rf)));
-        T.Close(new[] { Math.Exp(-0.5) - 1 + 0.5, Math.E - 1 - 1, 10.0 }, T.A(Kl.K3(lp, rf)), 1e-12);
-        // Below −10: r = −30 gives e^30 − 31, clamped to 10 too.
-        T.Close(10.0, Kl.K3(T.D([-30.0], 1, 1), T.D([0.0], 1, 1)).Item());
+        T.Close(new[] { Math.Exp(-0.5) - 1 + 0.5, Math.E - 1 - 1, Math.Exp(-20) + 19 }, T.A(Kl.K3(lp, rf)), 1e-12);
+        // r = −30 gives e^30 − 31 unclamped (TRL); OpenRLHF clamps every estimator to ±10.
+        T.Close(Math.Exp(30) - 31, Kl.K3(T.D([-30.0], 1, 1), T.D([0.0], 1, 1)).Item(), 1e-3);
+        T.Close(10.0, Kl.Estimate(T.D([-30.0], 1, 1), T.D([0.0], 1, 1), KlEstimator.K3, clamp: Kl.OpenRlhfClamp).Item());
+        T.Close(new[] { 0.5, -1.0, 10.0 }, T.A(Kl.Estimate(lp, rf, KlEstimator.K1, clamp: Kl.OpenRlhfClamp)));
+        T.Close(new[] { 0.125, 0.5, 10.0 }, T.A(Kl.Estimate(lp, rf, KlEstimator.K2, clamp: Kl.OpenRlhfClamp)));
         // A mask zeroes positions.
         T.Close(new[] { 0.5, 0, 20 }, T.A(Kl.K1(lp, rf, T.B(new[,] { { true, false, true } }))));
     }
@@ -48,7 +51,7 @@ public class KlTests
             var r = a[i] - b[i];
             Assert.True(k2[i] >= 0 && k3[i] >= 0);
             T.Close(r * r / 2, k2[i], 1e-12);
-            T.Close(Math.Clamp(Math.Exp(-r) - 1 + r, -10, 10), k3[i], 1e-10);
+            T.Close(Math.Exp(-r) - 1 + r, k3[i], 1e-10 * Math.Max(1, Math.Abs(k3[i])));
         }
     });
 

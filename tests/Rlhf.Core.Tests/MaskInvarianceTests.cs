@@ -31,14 +31,14 @@ public class MaskInvarianceTests
             Assert.True(a.AllClose(b, 1e-12, 1e-12), what);
         }
 
-        foreach (var agg in Enum.GetValues<GrpoAggregation>())
-            Same((l, o, r) => Grpo.Loss(l, o, seqAdv, mask, new GrpoSettings(Beta: 0.04, Aggregation: agg), r).Loss, $"grpo {agg}");
-        Same((l, o, _) => Rloo.Loss(l, o, seqAdv, mask, new RlooSettings()).Loss, "rloo");
+        foreach (var agg in Enum.GetValues<LossAggregation>())
+            Same((l, o, r) => Grpo.Loss(l, o, seqAdv, mask, r, 0.2, 0.2, 0.04, agg).Loss, $"grpo {agg}");
+        Same((l, o, _) => Rloo.Loss(l, o, seqAdv, mask, 0.2, 0.2).Loss, "rloo");
         Same((l, _, r) => Rloo.RlhfReward(seqAdv, l, r, mask, 0.05), "rloo reward");
-        Same((l, _, r) => Dpo.OnlineLoss(l, r, mask, Dpo.SelectPairs(seqAdv, c.Ids), new DpoSettings()).Loss, "online dpo");
+        Same((l, _, r) => Dpo.OnlineLoss(l, r, mask, Dpo.SelectPairs(seqAdv, c.Ids), 0.1, DpoLossType.Sigmoid).Loss, "online dpo");
         Same((l, _, _) => BestOfK.Loss(l, mask).Loss, "best-of-k");
-        Same((l, o, _) => ImportanceSampling.Weights(l, o, mask, new ImportanceSamplingSettings(ImportanceSamplingLevel.Sequence)).Weights, "is weights");
+        Same((l, o, _) => ImportanceSampling.Weights(l, o, mask, ImportanceSamplingLevel.Sequence, ImportanceSamplingMode.Truncate, 2.0, 0.0).Weights, "is weights");
         Same((l, _, r) => Kl.K3(l, r, mask), "k3");
-        Same((l, _, r) => ReinforcePlusPlus.Advantages(Kl.K1(l, r, mask), seqAdv, mask, 0.1).Advantages, "reinforce++");
+        Same((l, _, r) => ReinforcePlusPlus.Advantages(Kl.K1(l, r, mask), seqAdv, mask, 0.1, 1.0, null, (-10, 10), true).Advantages, "reinforce++");
     }, maxTest: 40);
 }

@@ -17,7 +17,7 @@ public class PpoTests
         var lp = T.D([Math.Log(1.1), Math.Log(1.5), Math.Log(0.5), 7.0], 2, 2);
         var adv = T.D([1, 1, -1, -1], 2, 2);
         var mask = T.B(new[,] { { true, true }, { true, false } });
-        var (loss, s) = Ppo.PolicyLoss(lp, old, adv, mask, 0.2);
+        var (loss, s) = Ppo.PolicyLoss(lp, old, adv, mask, 0.2, null);
         // per token: max(−1.1, −1.1) = −1.1; max(−1.5, −1.2) = −1.2; max(0.5, 0.8) = 0.8 → mean −0.5.
         T.Close(-0.5, loss.Item(), 1e-12);
         T.Close(-0.5, s.Loss, 1e-12);
@@ -63,7 +63,7 @@ public class PpoTests
         var lp = old + ratio.Log();
         var adv = T.Randn(g, c.B, c.T);
         var mask = T.RowMask(g, c.B, c.T);
-        var (loss, s) = Ppo.PolicyLoss(lp, old, adv, mask, 0.2);
+        var (loss, s) = Ppo.PolicyLoss(lp, old, adv, mask, 0.2, null);
         T.Close(Masked.Mean(-adv * ratio, mask).Item(), loss.Item(), 1e-10);
         Assert.Equal(0.0, s.ClipFrac);
     });
@@ -77,7 +77,7 @@ public class PpoTests
         var lp = (old + T.Randn(g, c.B, c.T) * 0.4).RequiresGrad_();
         var adv = T.Randn(g, c.B, c.T);
         var mask = T.RowMask(g, c.B, c.T);
-        var (loss, _) = Ppo.PolicyLoss(lp, old, adv, mask, 0.2);
+        var (loss, _) = Ppo.PolicyLoss(lp, old, adv, mask, 0.2, null);
         var grad = T.A(Autograd.Grad([loss], [lp])[0]!);
         var r = T.A((lp.Detach() - old).Exp());
         var a = T.A(adv);
@@ -135,8 +135,7 @@ public class PpoTests
         var vOld = T.Randn(g, c.B, c.T);
         var v = vOld + T.Randn(g, c.B, c.T) * 0.3;
         var ret = T.Randn(g, c.B, c.T);
-        var settings = new PpoSettings(ClipRange: 0.2, VfClipRange: 0.2, VfCoef: 0.1);
-        var (loss, s) = Ppo.Loss(lp, old, adv, mask, v, vOld, ret, vmask, settings);
+        var (loss, s) = Ppo.Loss(lp, old, adv, mask, v, vOld, ret, vmask, 0.2, 0.2, 0.1);
         var e = Loop(T.A(lp), T.A(old), T.A(adv), T.AB(mask), T.A(v), T.A(vOld), T.A(ret), T.AB(vmask), 0.2, 0.2);
         T.Close(e.Pg + 0.1 * e.Vf, loss.Item(), 1e-10, "loss");
         T.Close(e.ClipFrac, s.Policy.ClipFrac, 1e-12, "clipfrac");
@@ -153,9 +152,9 @@ public class PpoTests
         var lp = old + T.Randn(g, c.B, c.T) * 0.3;
         var adv = T.Randn(g, c.B, c.T);
         var mask = T.RowMask(g, c.B, c.T);
-        var (l1, _) = Ppo.PolicyLoss(lp, old, adv, mask);
+        var (l1, _) = Ppo.PolicyLoss(lp, old, adv, mask, 0.2, null);
         var junk = Torch.Where(mask, lp, 1e4);   // exp(1e4) would overflow if it leaked
-        var (l2, s2) = Ppo.PolicyLoss(junk, Torch.Where(mask, old, -1e4), Torch.Where(mask, adv, double.NaN), mask);
+        var (l2, s2) = Ppo.PolicyLoss(junk, Torch.Where(mask, old, -1e4), Torch.Where(mask, adv, double.NaN), mask, 0.2, null);
         T.Close(l1.Item(), l2.Item(), 1e-12);
         Assert.True(double.IsFinite(s2.ApproxKl) && double.IsFinite(s2.Ratio));
     });
@@ -170,8 +169,7 @@ public class PpoTests
         var mask = T.RowMask(g, 2, 4);
         var vOld = T.Randn(g, 2, 4);
         var ret = T.Randn(g, 2, 4);
-        var settings = new PpoSettings(DualClip: 3.0);
-        GradCheck.Check(x => Ppo.Loss(x[0], old, adv, mask, x[1], vOld, ret, mask, settings).Loss,
+        GradCheck.Check(x => Ppo.Loss(x[0], old, adv, mask, x[1], vOld, ret, mask, 0.2, 0.2, 0.1, dualClip: 3.0).Loss,
             [old + T.Randn(g, 2, 4) * 0.3, vOld + T.Randn(g, 2, 4) * 0.3]);
         // Dual clip's branch: large ratios with negative advantages.
         var negAdv = -adv.Abs();
@@ -187,7 +185,7 @@ public class PpoTests
         var v = T.Randn(g, 3, 5);
         var len = T.L([1, 4, 2]);
         var mask = Masking.ResponseMask(len, 5);
-        var res = Ppo.Advantages(r, v, mask, Masking.ResponseMask(len, 5, 1), new PpoSettings(Gamma: 0.99, Lambda: 0.9));
+        var res = Ppo.Advantages(r, v, mask, Masking.ResponseMask(len, 5, 1), 0.99, 0.9, whitenRewards: false);
         var gae = Advantages.Gae.Compute(r, v, 0.99, 0.9);
         Assert.True(res.Returns.AllClose(gae.Returns, 1e-12, 1e-12));
         Assert.True(res.Advantages.AllClose(Masked.Whiten(gae.Advantages, mask), 1e-12, 1e-12));

@@ -1,3 +1,4 @@
+using Rlhf.Core.Advantages;
 using Rlhf.Core.Losses;
 using Rlhf.Core.Rollouts;
 using Rlhf.Torch;
@@ -46,7 +47,7 @@ public class RolloutBatchTests
     public void Rollout_stats_hand_example()
     {
         using var scope = Torch.NewScope();
-        var s = RolloutStats.Compute(Example(), klCoef: 0.1);
+        var s = RolloutStats.Compute(Example(), klCoef: 0.1, KlEstimator.K1);
         // KL sums 0.5 and 0.5 → 0.5; entropy −Σ lp over response tokens: 0.75 and 4 → 2.375.
         T.Close(0.5, s.Kl, 1e-12);
         T.Close(2.375, s.Entropy, 1e-12);
@@ -90,7 +91,6 @@ public class MemoryTests
         var ret = T.Randn(g, 4, 6);
         var seqAdv = T.Randn(g, 4);
         int[] ids = [0, 0, 1, 1];
-        var settings = new PpoSettings();
         // Warm up once (lazy statics), then count.
         RunAll();
         // Let finalizers of other tests' stray handles run now rather than during the count.
@@ -105,13 +105,13 @@ public class MemoryTests
         void RunAll()
         {
             using var scope = Torch.NewScope();
-            var (l, _) = Ppo.Loss(lp, old, adv, mask, v, old, ret, mask, settings);
+            var (l, _) = Ppo.Loss(lp, old, adv, mask, v, old, ret, mask, 0.2, 0.2, 0.1);
             l.Backward();
-            Grpo.Loss(lp, old, Grpo.Advantages(seqAdv, ids), mask, new GrpoSettings(Beta: 0.04), old);
-            Rloo.Loss(lp, old, Rloo.Advantages(seqAdv, ids), mask, new RlooSettings());
-            Dpo.OnlineLoss(lp, old, mask, Dpo.SelectPairs(seqAdv, ids), new DpoSettings());
-            ImportanceSampling.Weights(lp, old, mask, new ImportanceSamplingSettings());
-            Advantages.Gae.Compute(adv, ret);
+            Grpo.Loss(lp, old, Grpo.Advantages(seqAdv, ids, GroupScaling.Group), mask, old, 0.2, 0.2, 0.04, LossAggregation.Dapo);
+            Rloo.Loss(lp, old, Rloo.Advantages(seqAdv, ids, normalize: false), mask, 0.2, 0.2);
+            Dpo.OnlineLoss(lp, old, mask, Dpo.SelectPairs(seqAdv, ids), 0.1, DpoLossType.Sigmoid);
+            ImportanceSampling.Weights(lp, old, mask, ImportanceSamplingLevel.Sequence, ImportanceSamplingMode.Mask, 3.0, 0.1);
+            Advantages.Gae.Compute(adv, ret, 1.0, 0.95);
             lp.ZeroGrad();
             v.ZeroGrad();
         }

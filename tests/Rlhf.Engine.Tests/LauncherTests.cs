@@ -54,7 +54,7 @@ public class LauncherTests
         Assert.True(code == 7, $"exit {code}\n{output}\n{err}");
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(45), "the launcher waited for the sleeping workers instead of stopping them");
         Assert.Contains("[rank 1] rank 1 failing on purpose", err);
-        Assert.Contains("worker rank 1 exited with code 7", err);
+        Assert.Contains("rlhf launch: rank 1 failed first (exit code 7); stopped ranks 0, 2, still running at the time", err);
         var pids = Pids(output);
         Assert.Equal(3, pids.Length);
         Thread.Sleep(200);

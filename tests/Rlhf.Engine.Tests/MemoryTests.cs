@@ -18,7 +18,7 @@ public sealed class MemoryFixture : IDisposable
     public void Dispose() => Directory.Delete(Dir, recursive: true);
 }
 
-/// <summary>Per-rank model-state bytes against REFERENCE.md's formulas (Ψ parameters, N = 2 ranks).</summary>
+/// <summary>Per-rank model-state bytes against the ZeRO paper's formulas (Rajbhandari et al., 2020, §5: Ψ parameters, N = 2 ranks).</summary>
 public class MemoryTests(MemoryFixture f) : IClassFixture<MemoryFixture>
 {
     // The medium test MLP: in 12 → 61 (+ scalar gain) → 97 → 3 (no bias).

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Rlhf.Settings;
 using Rlhf.Shell.Engine;
 using Rlhf.Torch;
 using Rlhf.Torch.Distributed;
@@ -40,25 +41,26 @@ internal static partial class Scenarios
 {
     private const int InDim = 12, Classes = 3, Samples = 96;
 
-    private static EngineSettings Settings(int stage, bool bf16, bool offload, int mb, int gas, bool noGc, long persistence = 10, ulong seed = 42) => new()
-    {
-        TrainMicroBatchSizePerGpu = mb,
-        GradientAccumulationSteps = gas,
-        GradientClipping = 0.3,
-        Bf16 = bf16,
-        DisableGradientCheckpointing = noGc,
-        Seed = seed,
-        TimeoutSeconds = 60,
-        Optimizer = new OptimizerSettings { Lr = 0.05, WeightDecay = 0.01 },
-        Scheduler = new SchedulerSettings("WarmupDecayLR", new Dictionary<string, double> { ["warmup_min_lr"] = 0.0, ["warmup_max_lr"] = 0.05, ["warmup_num_steps"] = 3, ["total_num_steps"] = 12 }),
-        Zero = new ZeroSettings
-        {
-            Stage = (ZeroStage)stage,
-            OffloadOptimizerDevice = offload ? "cpu" : "none",
-            Stage3ParamPersistenceThreshold = persistence,
-            ReduceBucketSize = 50, // several buckets even for the tiny model
-        },
-    };
+    private static string N(double x) => x.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Engine settings as a user writes them (bound and resolved by the real binder at world size <paramref name="ws"/>).</summary>
+    internal static DeepSpeedSettings EngineSettings(int stage, int mb, int gas, int ws, double clip, double lr, long persistence, long reduceBucket,
+        bool bf16 = false, bool offload = false, string extra = "") =>
+        DeepSpeedConfig.Parse($$"""
+            train_micro_batch_size_per_gpu: {{mb}}
+            gradient_accumulation_steps: {{gas}}
+            gradient_clipping: {{N(clip)}}
+            bf16: {enabled: {{(bf16 ? "true" : "false")}}}
+            optimizer: {type: AdamW, params: {lr: {{N(lr)}}, betas: [0.9, 0.999], eps: 1.0e-8, weight_decay: 0.01} }
+            zero_optimization: {stage: {{stage}}, offload_optimizer: {device: {{(offload ? "cpu" : "none")}}}, stage3_param_persistence_threshold: {{persistence}}, reduce_bucket_size: {{reduceBucket}} }
+            {{extra}}
+            """, worldSize: ws);
+
+    /// <summary>The MLP scenarios' engine: clipping 0.3, AdamW lr 0.05, WarmupDecayLR (3 warm-up of 12), several gradient buckets even for the tiny model.</summary>
+    private static ZeroEngine Engine(ILayeredModel model, ProcessGroup? pg, int stage, bool bf16, bool offload, int mb, int gas, bool noGc, long persistence = 10, ulong seed = 42) =>
+        new(model, EngineSettings(stage, mb, gas, pg?.Size ?? 1, clip: 0.3, lr: 0.05, persistence, reduceBucket: 50, bf16, offload,
+                extra: "scheduler: {type: WarmupDecayLR, params: {warmup_min_lr: 0.0, warmup_max_lr: 0.05, warmup_num_steps: 3, total_num_steps: 12}}"),
+            pg, seed, gradientCheckpointing: !noGc);
 
     private static (Tensor X, Tensor Y) Dataset()
     {
@@ -70,7 +72,7 @@ internal static partial class Scenarios
 
     /// <summary>The micro-batch rank r uses at micro-step k of global step s: the global batch is the same set at every world size.</summary>
     private static long SampleStart(ZeroEngine e, long step, int k) =>
-        (step * e.Batch.TrainBatchSize + ((long)k * e.WorldSize + e.Rank) * e.Batch.MicroBatchPerGpu) % Samples;
+        (step * e.TrainBatchSize + ((long)k * e.WorldSize + e.Rank) * e.MicroBatchPerGpu) % Samples;
 
     /// <summary>Trains <paramref name="steps"/> optimizer steps; returns the rank-mean loss of each.</summary>
     private static List<double> Train(ZeroEngine e, (Tensor X, Tensor Y) data, int steps)
@@ -80,18 +82,18 @@ internal static partial class Scenarios
         {
             var step = e.GlobalSteps;
             double sum = 0;
-            for (var k = 0; k < e.Batch.GradientAccumulationSteps; k++)
+            for (var k = 0; k < e.GradientAccumulationSteps; k++)
             {
                 using var scope = Torch.NewScope();
                 var start = SampleStart(e, step, k);
-                var x = data.X.Narrow(0, start, e.Batch.MicroBatchPerGpu);
-                var y = data.Y.Narrow(0, start, e.Batch.MicroBatchPerGpu);
+                var x = data.X.Narrow(0, start, e.MicroBatchPerGpu);
+                var y = data.Y.Narrow(0, start, e.MicroBatchPerGpu);
                 var loss = Functional.CrossEntropy(e.Forward(x).Float(), y);
                 sum += loss.Item();
                 e.Backward(loss);
                 e.Step();
             }
-            losses.Add(e.AllReduceMean(sum / e.Batch.GradientAccumulationSteps));
+            losses.Add(e.AllReduceMean(sum / e.GradientAccumulationSteps));
         }
         return losses;
     }
@@ -104,12 +106,12 @@ internal static partial class Scenarios
         {
             var step = a.GlobalSteps;
             double sum = 0;
-            for (var k = 0; k < a.Batch.GradientAccumulationSteps; k++)
+            for (var k = 0; k < a.GradientAccumulationSteps; k++)
             {
                 using var scope = Torch.NewScope();
                 var start = SampleStart(a, step, k);
-                var x = data.X.Narrow(0, start, a.Batch.MicroBatchPerGpu);
-                var y = data.Y.Narrow(0, start, a.Batch.MicroBatchPerGpu);
+                var x = data.X.Narrow(0, start, a.MicroBatchPerGpu);
+                var y = data.Y.Narrow(0, start, a.MicroBatchPerGpu);
                 var la = Functional.CrossEntropy(a.Forward(x).Float(), y);
                 var lb = Functional.MseLoss(b.Forward(x).Float(), y.Float().Unsqueeze(1).Expand(-1, Classes));
                 var loss = la + lb * 0.5;
@@ -118,7 +120,7 @@ internal static partial class Scenarios
                 a.Step();
                 b.Step();
             }
-            losses.Add(a.AllReduceMean(sum / a.Batch.GradientAccumulationSteps));
+            losses.Add(a.AllReduceMean(sum / a.GradientAccumulationSteps));
         }
         return losses;
     }
@@ -157,16 +159,17 @@ internal static partial class Scenarios
             var mb = 4 / ws / gas;
             if (run == "shared")
             {
-                using var a = new ZeroEngine(TestMlp.Tiny(), Settings(3, false, false, mb, gas, false), pg);
-                using var b = new ZeroEngine(TestMlp.Tiny(), Settings(1, false, false, mb, gas, false, seed: 7), pg);
+                using var a = Engine(TestMlp.Tiny(), pg, 3, false, false, mb, gas, false);
+                using var b = Engine(TestMlp.Tiny(), pg, 1, false, false, mb, gas, false, seed: 7);
                 if (ws == 1) { /* the single-process reference runs the same two models at stage 0 */ }
                 var l = TrainShared(a, b, data, steps);
                 results[run] = new { losses = l, weights = Weights(a), weights2 = Weights(b) };
                 continue;
             }
-            using var e = new ZeroEngine(TestMlp.Tiny(), Settings(stage, run.Contains("-bf16"), run.Contains("-offload"), mb, gas, run.Contains("-nogc")), pg);
+            using var e = Engine(TestMlp.Tiny(), pg, stage, run.Contains("-bf16"), run.Contains("-offload"), mb, gas, run.Contains("-nogc"));
+            var initial = Weights(e);
             var losses = Train(e, data, steps);
-            results[run] = new { losses, weights = Weights(e) };
+            results[run] = new { losses, weights = Weights(e), initial };
         }
         WriteResult(pg, kv, results);
         Console.WriteLine($"OK equivalence rank {pg?.Rank ?? 0}");
@@ -184,7 +187,7 @@ internal static partial class Scenarios
         foreach (var bf16 in new[] { false, true })
             for (var stage = 0; stage <= 3; stage++)
             {
-                using var e = new ZeroEngine(TestMlp.Medium(), Settings(stage, bf16, false, 2, 1, false, persistence), pg);
+                using var e = Engine(TestMlp.Medium(), pg, stage, bf16, false, 2, 1, false, persistence);
                 e.ResetPeakMemory();
                 Train(e, data, 1);
                 var m = e.Memory;
@@ -210,7 +213,7 @@ internal static partial class Scenarios
         var stage = int.Parse(kv.GetValueOrDefault("stage", "3"));
         var dir = kv["dir"];
         var post = int.Parse(kv.GetValueOrDefault("post", "3"));
-        using var e = new ZeroEngine(TestMlp.Tiny(), Settings(stage, kv.GetValueOrDefault("bf16") == "1", false, 4 / ws, 1, false), pg);
+        using var e = Engine(TestMlp.Tiny(), pg, stage, kv.GetValueOrDefault("bf16") == "1", false, 4 / ws, 1, false);
         switch (kv["mode"])
         {
             case "save":
@@ -258,6 +261,8 @@ internal static partial class Scenarios
         "memory" => Memory(kv),
         "checkpoint" => CheckpointRun(kv),
         "transformer" => TransformerRun(kv),
+        "reference" => Reference(kv),
+        "frozen" => FrozenRun(kv),
         _ => throw new ArgumentException($"unknown scenario '{name}'"),
     };
 }

@@ -61,18 +61,9 @@ internal static partial class Scenarios
             // name: s<stage>[-gas2]; the global batch is always 4 sequences
             var stage = run[1] - '0';
             var gas = run.EndsWith("-gas2", StringComparison.Ordinal) ? 2 : 1;
-            var settings = new EngineSettings
-            {
-                TrainMicroBatchSizePerGpu = LmGlobalBatch / ws / gas,
-                GradientAccumulationSteps = gas,
-                GradientClipping = 1.0,
-                Seed = 42,
-                TimeoutSeconds = 60,
-                Optimizer = new OptimizerSettings { Lr = 1e-3, WeightDecay = 0.01 },
-                Zero = new ZeroSettings { Stage = (ZeroStage)stage, Stage3ParamPersistenceThreshold = 40, ReduceBucketSize = 1000 },
-            };
+            var settings = EngineSettings(stage, LmGlobalBatch / ws / gas, gas, ws, clip: 1.0, lr: 1e-3, persistence: 40, reduceBucket: 1000);
             var layers = new TransformerLayers(c, initStd: InitStd);
-            using var e = new ZeroEngine(layers, settings, pg);
+            using var e = new ZeroEngine(layers, settings, pg, seed: 42, gradientCheckpointing: true);
             var losses = new List<double>();
             for (var s = 0; s < steps; s++)
             {
@@ -81,9 +72,9 @@ internal static partial class Scenarios
                 {
                     // micro-batch k of rank r: sequences [(k·ws + r)·micro, +micro) of the step's global batch
                     using var scope = Torch.NewScope();
-                    var start = (s * LmGlobalBatch + (k * ws + e.Rank) * e.Batch.MicroBatchPerGpu) % LmSamples;
-                    var x = ids.Narrow(0, start, e.Batch.MicroBatchPerGpu);
-                    var m = mask.Narrow(0, start, e.Batch.MicroBatchPerGpu);
+                    var start = (s * LmGlobalBatch + (k * ws + e.Rank) * e.MicroBatchPerGpu) % LmSamples;
+                    var x = ids.Narrow(0, start, e.MicroBatchPerGpu);
+                    var m = mask.Narrow(0, start, e.MicroBatchPerGpu);
                     var loss = LmLoss(e.Forward(x, TransformerLayers.Context(m)), x, m);
                     sum += loss.Item();
                     e.Backward(loss);
@@ -93,7 +84,7 @@ internal static partial class Scenarios
             }
             var dir = Path.Combine(kv["dir"], run);
             e.SaveCheckpoint(Path.Combine(dir, "ckpt"));
-            e.Save16BitModel(Path.Combine(dir, "hf"), new HfModelWriter(c));
+            e.Save16BitModel(Path.Combine(dir, "hf"), new Rlhf.Shell.Io.HfModelWriter(c));
             float[] logits;
             using (var scope = Torch.NewScope())
             using (Torch.NoGrad())

@@ -21,20 +21,25 @@ public static class GeneratorHarness
 {
     private static readonly CSharpParseOptions Parse = new(LanguageVersion.Latest);
 
-    /// <summary>Runtime assemblies plus YamlDotNet and LanguageExt, the generated code's dependencies.</summary>
+    /// <summary>
+    /// Runtime assemblies plus YamlDotNet and LanguageExt, the generated code's dependencies, and Rlhf.Core (and the binding it
+    /// stands on), whose enums the repository schemas name with <c>x-csharp-type</c>.
+    /// </summary>
     public static IReadOnlyList<MetadataReference> References { get; } =
         ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
             .Select(p => (MetadataReference)MetadataReference.CreateFromFile(p))
             .Concat([
                 MetadataReference.CreateFromFile(typeof(YamlDotNet.RepresentationModel.YamlNode).Assembly.Location),
                 MetadataReference.CreateFromFile(typeof(LanguageExt.Prelude).Assembly.Location),
+                MetadataReference.CreateFromFile(Path.Combine(AppContext.BaseDirectory, "Rlhf.Core.dll")),
+                MetadataReference.CreateFromFile(Path.Combine(AppContext.BaseDirectory, "Rlhf.Torch.dll")),
             ])
             .ToList();
 
     /// <summary>An empty library compilation to run the generator on.</summary>
-    public static CSharpCompilation EmptyCompilation() => CSharpCompilation.Create(
+    public static CSharpCompilation EmptyCompilation(string extraSource = "") => CSharpCompilation.Create(
         "GeneratedSettings",
-        [CSharpSyntaxTree.ParseText("namespace Probe { internal static class Anchor { } }", Parse)],
+        [CSharpSyntaxTree.ParseText("namespace Probe { internal static class Anchor { } }\n" + extraSource, Parse)],
         References,
         new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
 
@@ -46,10 +51,14 @@ public static class GeneratorHarness
         driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
 
     /// <summary>Runs the generator; returns the driver, the output compilation and the generator's diagnostics.</summary>
-    public static (GeneratorDriver Driver, Compilation Output, ImmutableArray<Diagnostic> Diagnostics) Run(params (string Path, string Text)[] schemas)
+    public static (GeneratorDriver Driver, Compilation Output, ImmutableArray<Diagnostic> Diagnostics) Run(params (string Path, string Text)[] schemas) =>
+        RunWith("", schemas);
+
+    /// <summary>Runs the generator over a compilation that also holds <paramref name="extraSource"/> (types the schemas name).</summary>
+    public static (GeneratorDriver Driver, Compilation Output, ImmutableArray<Diagnostic> Diagnostics) RunWith(string extraSource, params (string Path, string Text)[] schemas)
     {
         var driver = Driver(schemas.Select(s => new MemoryText(s.Path, s.Text)));
-        driver = driver.RunGeneratorsAndUpdateCompilation(EmptyCompilation(), out var output, out var diagnostics);
+        driver = driver.RunGeneratorsAndUpdateCompilation(EmptyCompilation(extraSource), out var output, out var diagnostics);
         return (driver, output, diagnostics);
     }
 

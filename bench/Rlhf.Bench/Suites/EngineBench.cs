@@ -98,17 +98,16 @@ public static class EngineBench
         var steps = int.Parse(kv["steps"]);
         var env = DistributedEnvironment.FromProcess();
         using var pg = env.InitProcessGroup(TimeSpan.FromMinutes(5));
-        var settings = new EngineSettings
-        {
-            TrainMicroBatchSizePerGpu = Micro,
-            GradientAccumulationSteps = 1,
-            GradientClipping = 1.0,
-            Bf16 = kv.GetValueOrDefault("bf16") == "1",
-            Optimizer = new OptimizerSettings { Lr = 1e-4 },
-            Zero = new ZeroSettings { Stage = (ZeroStage)stage, Stage3ParamPersistenceThreshold = 10_000, ReduceBucketSize = 50_000_000 },
-        };
+        var settings = DeepSpeedConfig.Parse($$"""
+            train_micro_batch_size_per_gpu: {{Micro}}
+            gradient_accumulation_steps: 1
+            gradient_clipping: 1.0
+            bf16: {enabled: {{(kv.GetValueOrDefault("bf16") == "1" ? "true" : "false")}}}
+            optimizer: {type: AdamW, params: {lr: 1.0e-4, betas: [0.9, 0.999], eps: 1.0e-8, weight_decay: 0.01} }
+            zero_optimization: {stage: {{stage}}, stage3_param_persistence_threshold: 10000, reduce_bucket_size: 50000000}
+            """, worldSize: pg.Size);
         var model = new Model(D, Ff, Blocks, Classes);
-        using var engine = new ZeroEngine(model, settings, pg);
+        using var engine = new ZeroEngine(model, settings, pg, seed: 42, gradientCheckpointing: true);
         using var g = new Generator(7 + (ulong)env.Rank);
         var x = Torch.Randn([Micro, D], g).DetachFromScope();
         var y = Torch.Randint(0, Classes, [Micro], g).DetachFromScope();

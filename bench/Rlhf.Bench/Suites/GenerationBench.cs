@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Rlhf.Core.Models;
 using Rlhf.Bench.Suites;
+using Rlhf.Settings;
 using Rlhf.Shell.Generation;
 using Rlhf.Torch;
 
@@ -55,12 +56,12 @@ public sealed class GenerationBench : IBenchSuite
             .Select(_ => Enumerable.Range(0, rng.Next(32, 97)).Select(_ => rng.Next(128, 8192)).ToArray()).ToArray();
         // 128 stop ids (1/64 of the vocabulary): completions end at geometric-like, varied lengths, capped at max tokens.
         var stops = Enumerable.Range(0, 128).ToArray();
-        var p = new SamplingParams(N: n, Temperature: 1.0, MaxTokens: maxTokens, StopTokenIds: stops, Seed: 42);
+        var p = new SamplingParams { N = n, Temperature = 1.0, MaxTokens = maxTokens, StopTokenIds = stops, Seed = 42 };
 
         Console.WriteLine($"generation: llama {w.ParameterCount / 1e6:F1}M params, {numPrompts} prompts of 32–96 tokens, n = {n}, " +
                           $"≤ {maxTokens} new tokens, 128 stop ids; torch threads {Torch.NumThreads}");
 
-        var settings = new GeneratorSettings(KvCacheBytes: (long)kvMb << 20, BlockSize: blockSize, MaxNumBatchedTokens: 8192, MaxNumSeqs: 256);
+        var settings = new GenerationSettings { KvCacheMemoryMb = kvMb, BlockSize = blockSize, MaxNumBatchedTokens = 8192, MaxNumSeqs = 256 };
         using var paged = new PagedGenerator(w, settings);
         paged.Generate(prompts.Take(4).ToArray(), p with { MaxTokens = 8 });                       // warm-up
         paged.ResetStats();

@@ -19,7 +19,7 @@ public static class Gae
     /// <c>seq_len + 1</c> and rewards already 0 at padding, as <see cref="RolloutBatch"/> and <see cref="Rewards.TokenRewards"/> do.
     /// rewards [B, T], values [B, T] → (advantages [B, T], returns [B, T]), unwhitened.
     /// </summary>
-    public static AdvantageResult Compute(Tensor rewards, Tensor values, double gamma = 1.0, double lambda = 0.95)
+    public static AdvantageResult Compute(Tensor rewards, Tensor values, double gamma, double lambda)
     {
         Guard.Rank(rewards, 2, nameof(rewards));
         Guard.SameShape(rewards, nameof(rewards), values, nameof(values));
@@ -49,7 +49,7 @@ public static class DiscountedReturns
     /// <c>G_t = m_t r_t + γ G_{t+1}</c>, G_T = 0: the discounted sum of the (masked) rewards from t on.
     /// rewards [B, T], mask [B, T] or null → [B, T].
     /// </summary>
-    public static Tensor Compute(Tensor rewards, Tensor? mask, double gamma = 1.0)
+    public static Tensor Compute(Tensor rewards, Tensor? mask, double gamma)
     {
         Guard.Rank(rewards, 2, nameof(rewards));
         using var scope = Torch.NewScope();

@@ -27,7 +27,7 @@ public static class GroupAdvantages
     /// <c>A = (r − mean_group(r)) / (s + 1e-4)</c> with s the group std (Bessel), the batch std, or 1.
     /// rewards [B], groupIds int[B] (every group ≥ 2 rows) → [B].
     /// </summary>
-    public static Tensor Grpo(Tensor rewards, IReadOnlyList<int> groupIds, GroupScaling scaling = GroupScaling.Group, double epsilon = GrpoEpsilon)
+    public static Tensor Grpo(Tensor rewards, IReadOnlyList<int> groupIds, GroupScaling scaling, double epsilon = GrpoEpsilon)
     {
         Guard.Vector(rewards, groupIds.Count, nameof(rewards));
         RequireGroupsOfAtLeastTwo(groupIds);

@@ -49,6 +49,7 @@ public static class BestOfK
         using var scope = Torch.NewScope();
         var seq = Masked.Sum(logprobs, mask, 1);
         var loss = -seq.Mean();
-        return (loss.MoveToOuter(), new BestOfKStats(StatsMath.D(loss), StatsMath.D(seq.Mean())));
+        var v = StatsMath.Read(loss, seq.Mean());
+        return (loss.MoveToOuter(), new BestOfKStats(v[0], v[1]));
     }
 }

@@ -16,13 +16,6 @@ public enum DpoLossType
     Hinge,
 }
 
-/// <summary>DPO hyperparameters; defaults from async_rlhf / TRL (REFERENCE.md).</summary>
-/// <param name="Beta">β, the inverse temperature of the implicit reward.</param>
-/// <param name="LossType">Which loss.</param>
-/// <param name="LabelSmoothing">s ∈ [0, 0.5): the assumed probability that a preference label is flipped (sigmoid only).</param>
-/// <param name="IpoLengthNormalize">Offline IPO uses per-token mean logps instead of sums (TRL DPOTrainer).</param>
-public sealed record DpoSettings(double Beta = 0.1, DpoLossType LossType = DpoLossType.Sigmoid, double LabelSmoothing = 0.0, bool IpoLengthNormalize = true);
-
 /// <summary>Which rows of a batch form each (chosen, rejected) preference pair.</summary>
 /// <param name="Chosen">Row of the chosen response of each pair.</param>
 /// <param name="Rejected">Row of the rejected response of each pair.</param>
@@ -88,13 +81,13 @@ public static class Dpo
         return new PreferencePairs(chosen, rejected);
     }
 
-    /// <summary>Mean score margin of the pairs, <c>objective/scores_margin</c>. scores [B] → double.</summary>
-    public static double ScoresMargin(Tensor scores, PreferencePairs pairs)
+    /// <summary>Mean score margin of the pairs, <c>objective/scores_margin</c>, as a tensor. scores [B] → scalar.</summary>
+    public static Tensor ScoresMargin(Tensor scores, PreferencePairs pairs)
     {
         using var scope = Torch.NewScope();
         using var _ = Torch.NoGrad();
         var s = scores.To(ScalarType.Float64);
-        return StatsMath.D((s.IndexSelect(0, Idx(pairs.Chosen, s)) - s.IndexSelect(0, Idx(pairs.Rejected, s))).Mean());
+        return (s.IndexSelect(0, Idx(pairs.Chosen, s)) - s.IndexSelect(0, Idx(pairs.Rejected, s))).Mean().MoveToOuter();
     }
 
     /// <summary>
@@ -120,53 +113,76 @@ public static class Dpo
     }
 
     /// <summary>
-    /// Per-pair loss of the logit z: sigmoid <c>−(1 − s) logσ(βz) − s logσ(−βz)</c>; ipo <c>(z − 1/(2β))²</c>;
-    /// hinge <c>relu(1 − βz)</c> (TRL <c>dpo_loss</c>). z [P] → [P].
+    /// Per-pair loss of the logit z with inverse temperature β (TRL <c>dpo_loss</c>): sigmoid <c>−(1 − s) logσ(βz) − s logσ(−βz)</c>
+    /// (label smoothing s from cDPO); ipo <c>(z − 1/(2β))²</c>; hinge <c>relu(1 − βz)</c>. z [P] → [P].
     /// </summary>
-    public static Tensor PairLoss(Tensor z, DpoSettings settings)
+    public static Tensor PairLoss(Tensor z, double beta, DpoLossType lossType, double labelSmoothing)
     {
-        Guard.That(settings.Beta > 0, $"β must be > 0; got {settings.Beta}");
-        Guard.That(settings.LabelSmoothing is >= 0 and < 0.5, $"label smoothing must be in [0, 0.5); got {settings.LabelSmoothing}");
+        Guard.That(beta > 0, $"β must be > 0; got {beta}");
+        Guard.That(labelSmoothing is >= 0 and < 0.5, $"label smoothing must be in [0, 0.5); got {labelSmoothing}");
         using var scope = Torch.NewScope();
-        var bz = z * settings.Beta;
-        var loss = settings.LossType switch
+        var bz = z * beta;
+        var loss = lossType switch
         {
             // log(1 − σ(x)) = logσ(−x): both terms stay finite for large |x|.
-            DpoLossType.Sigmoid => settings.LabelSmoothing == 0
+            DpoLossType.Sigmoid => labelSmoothing == 0
                 ? -bz.LogSigmoid()
-                : -bz.LogSigmoid() * (1 - settings.LabelSmoothing) - (-bz).LogSigmoid() * settings.LabelSmoothing,
-            DpoLossType.Ipo => (z - 1 / (2 * settings.Beta)).Square(),
+                : -bz.LogSigmoid() * (1 - labelSmoothing) - (-bz).LogSigmoid() * labelSmoothing,
+            DpoLossType.Ipo => (z - 1 / (2 * beta)).Square(),
             DpoLossType.Hinge => (1 - bz).Relu(),
-            _ => throw new ArgumentOutOfRangeException(nameof(settings)),
+            _ => throw new ArgumentOutOfRangeException(nameof(lossType)),
         };
         return loss.MoveToOuter();
     }
 
     /// <summary>
-    /// DPO loss from per-sequence logps: <c>mean(PairLoss(z))</c> with TRL's reward stats.
-    /// policyChosen, policyRejected [P] (with grad), refChosen, refRejected [P] → (scalar, stats).
+    /// Per-pair DPO terms from per-sequence logps, one unit per pair, with TRL's reward stats as tensors (<c>rewards/chosen</c>
+    /// = mean β(L_c − R_c), <c>rewards/rejected</c>, <c>rewards/accuracies</c>, <c>rewards/margins</c>, <c>logps/chosen</c>,
+    /// <c>logps/rejected</c>). policyChosen, policyRejected [P] (with grad), refChosen, refRejected [P] → (terms [P, 1], stats).
     /// </summary>
-    public static (Tensor Loss, DpoStats Stats) Loss(Tensor policyChosen, Tensor policyRejected, Tensor refChosen, Tensor refRejected, DpoSettings settings)
+    public static (Tensor Terms, TensorStats Stats) PairTerms(Tensor policyChosen, Tensor policyRejected, Tensor refChosen, Tensor refRejected,
+        double beta, DpoLossType lossType, double labelSmoothing)
     {
         using var scope = Torch.NewScope();
         var z = Logits(policyChosen, policyRejected, refChosen, refRejected);
-        var loss = PairLoss(z, settings).Mean();
-        DpoStats stats;
+        var terms = PairLoss(z, beta, lossType, labelSmoothing).Unsqueeze(1);
+        var stats = new TensorStats();
         using (Torch.NoGrad())
         {
-            var rc = (policyChosen - refChosen) * settings.Beta;
-            var rr = (policyRejected - refRejected) * settings.Beta;
-            stats = new DpoStats(StatsMath.D(loss), StatsMath.D(rc.Mean()), StatsMath.D(rr.Mean()), StatsMath.D(rc.Gt(rr).To(rc.Dtype).Mean()),
-                StatsMath.D((rc - rr).Mean()), StatsMath.D(policyChosen.Mean()), StatsMath.D(policyRejected.Mean()));
+            var rc = (policyChosen - refChosen) * beta;
+            var rr = (policyRejected - refRejected) * beta;
+            stats.Add("rewards/chosen", rc.Mean())
+                .Add("rewards/rejected", rr.Mean())
+                .Add("rewards/accuracies", rc.Gt(rr).To(rc.Dtype).Mean())
+                .Add("rewards/margins", (rc - rr).Mean())
+                .Add("logps/chosen", policyChosen.Mean())
+                .Add("logps/rejected", policyRejected.Mean());
         }
-        return (loss.MoveToOuter(), stats);
+        return (terms.MoveToOuter(), stats.MoveToOuter());
     }
 
     /// <summary>
-    /// Online DPO (async_rlhf / TRL OnlineDPOTrainer): <c>L = Σ_t m lp_π</c>, <c>R = Σ_t m lp_ref</c> of the chosen and rejected rows of
-    /// each pair, then <see cref="Loss"/>. logprobs [B, T] (with grad), refLogprobs [B, T], mask [B, T], pairs → (scalar, stats).
+    /// DPO loss from per-sequence logps: <c>mean(PairLoss(z))</c> with TRL's reward stats, read to the host once.
+    /// policyChosen, policyRejected [P] (with grad), refChosen, refRejected [P] → (scalar, stats).
     /// </summary>
-    public static (Tensor Loss, DpoStats Stats) OnlineLoss(Tensor logprobs, Tensor refLogprobs, Tensor mask, PreferencePairs pairs, DpoSettings settings)
+    public static (Tensor Loss, DpoStats Stats) Loss(Tensor policyChosen, Tensor policyRejected, Tensor refChosen, Tensor refRejected,
+        double beta, DpoLossType lossType, double labelSmoothing)
+    {
+        using var scope = Torch.NewScope();
+        var (terms, t) = PairTerms(policyChosen, policyRejected, refChosen, refRejected, beta, lossType, labelSmoothing);
+        var loss = terms.Mean();
+        var v = StatsMath.Read(loss, t["rewards/chosen"], t["rewards/rejected"], t["rewards/accuracies"], t["rewards/margins"],
+            t["logps/chosen"], t["logps/rejected"]);
+        return (loss.MoveToOuter(), new DpoStats(v[0], v[1], v[2], v[3], v[4], v[5], v[6]));
+    }
+
+    /// <summary>
+    /// Online DPO terms (async_rlhf / TRL OnlineDPOTrainer): <c>L = Σ_t m lp_π</c>, <c>R = Σ_t m lp_ref</c> of the chosen and
+    /// rejected rows of each pair, then <see cref="PairTerms"/>. logprobs [B, T] (with grad), refLogprobs [B, T], mask [B, T],
+    /// pairs → (terms [P, 1], stats).
+    /// </summary>
+    public static (Tensor Terms, TensorStats Stats) OnlineTerms(Tensor logprobs, Tensor refLogprobs, Tensor mask, PreferencePairs pairs,
+        double beta, DpoLossType lossType)
     {
         Guard.SameShape(logprobs, nameof(logprobs), refLogprobs, nameof(refLogprobs));
         using var scope = Torch.NewScope();
@@ -174,21 +190,52 @@ public static class Dpo
         var r = SequenceLogps(refLogprobs, mask);
         var c = Idx(pairs.Chosen, l);
         var j = Idx(pairs.Rejected, l);
-        var (loss, stats) = Loss(l.IndexSelect(0, c), l.IndexSelect(0, j), r.IndexSelect(0, c), r.IndexSelect(0, j), settings);
+        var (terms, stats) = PairTerms(l.IndexSelect(0, c), l.IndexSelect(0, j), r.IndexSelect(0, c), r.IndexSelect(0, j), beta, lossType, 0.0);
+        return (terms.MoveToOuter(), stats.MoveToOuter());
+    }
+
+    /// <summary>
+    /// Online DPO loss: the mean of <see cref="OnlineTerms"/>, with TRL's reward stats read once.
+    /// logprobs [B, T] (with grad), refLogprobs [B, T], mask [B, T], pairs → (scalar, stats).
+    /// </summary>
+    public static (Tensor Loss, DpoStats Stats) OnlineLoss(Tensor logprobs, Tensor refLogprobs, Tensor mask, PreferencePairs pairs,
+        double beta, DpoLossType lossType)
+    {
+        Guard.SameShape(logprobs, nameof(logprobs), refLogprobs, nameof(refLogprobs));
+        using var scope = Torch.NewScope();
+        var l = SequenceLogps(logprobs, mask);
+        var r = SequenceLogps(refLogprobs, mask);
+        var c = Idx(pairs.Chosen, l);
+        var j = Idx(pairs.Rejected, l);
+        var (loss, stats) = Loss(l.IndexSelect(0, c), l.IndexSelect(0, j), r.IndexSelect(0, c), r.IndexSelect(0, j), beta, lossType, 0.0);
         return (loss.MoveToOuter(), stats);
     }
 
     /// <summary>
-    /// Offline DPO on a preference data set (TRL DPOTrainer): per-sequence logp sums (per-token means for IPO when
-    /// <see cref="DpoSettings.IpoLengthNormalize"/>), then <see cref="Loss"/>. chosen* [P, Tc], rejected* [P, Tr] → (scalar, stats).
+    /// Offline DPO terms on a preference data set (TRL DPOTrainer): per-sequence logp sums — per-token means for IPO, which TRL
+    /// length-normalises — then <see cref="PairTerms"/>. chosen* [P, Tc], rejected* [P, Tr] → (terms [P, 1], stats).
     /// </summary>
-    public static (Tensor Loss, DpoStats Stats) OfflineLoss(Tensor chosenLogprobs, Tensor chosenRefLogprobs, Tensor chosenMask,
-        Tensor rejectedLogprobs, Tensor rejectedRefLogprobs, Tensor rejectedMask, DpoSettings settings)
+    public static (Tensor Terms, TensorStats Stats) OfflineTerms(Tensor chosenLogprobs, Tensor chosenRefLogprobs, Tensor chosenMask,
+        Tensor rejectedLogprobs, Tensor rejectedRefLogprobs, Tensor rejectedMask, double beta, DpoLossType lossType, double labelSmoothing)
     {
         using var scope = Torch.NewScope();
-        var avg = settings.LossType == DpoLossType.Ipo && settings.IpoLengthNormalize;
+        var avg = lossType == DpoLossType.Ipo;
+        var (terms, stats) = PairTerms(SequenceLogps(chosenLogprobs, chosenMask, avg), SequenceLogps(rejectedLogprobs, rejectedMask, avg),
+            SequenceLogps(chosenRefLogprobs, chosenMask, avg), SequenceLogps(rejectedRefLogprobs, rejectedMask, avg), beta, lossType, labelSmoothing);
+        return (terms.MoveToOuter(), stats.MoveToOuter());
+    }
+
+    /// <summary>
+    /// Offline DPO loss (TRL DPOTrainer): the mean of <see cref="OfflineTerms"/>, with TRL's reward stats read once.
+    /// chosen* [P, Tc], rejected* [P, Tr] → (scalar, stats).
+    /// </summary>
+    public static (Tensor Loss, DpoStats Stats) OfflineLoss(Tensor chosenLogprobs, Tensor chosenRefLogprobs, Tensor chosenMask,
+        Tensor rejectedLogprobs, Tensor rejectedRefLogprobs, Tensor rejectedMask, double beta, DpoLossType lossType, double labelSmoothing)
+    {
+        using var scope = Torch.NewScope();
+        var avg = lossType == DpoLossType.Ipo;
         var (loss, stats) = Loss(SequenceLogps(chosenLogprobs, chosenMask, avg), SequenceLogps(rejectedLogprobs, rejectedMask, avg),
-            SequenceLogps(chosenRefLogprobs, chosenMask, avg), SequenceLogps(rejectedRefLogprobs, rejectedMask, avg), settings);
+            SequenceLogps(chosenRefLogprobs, chosenMask, avg), SequenceLogps(rejectedRefLogprobs, rejectedMask, avg), beta, lossType, labelSmoothing);
         return (loss.MoveToOuter(), stats);
     }
 

@@ -6,34 +6,6 @@ namespace Rlhf.Core.Losses;
 
 using Torch = Rlhf.Torch.Torch;
 
-/// <summary>How GRPO reduces its per-token loss to a scalar (TRL <c>loss_type</c>).</summary>
-public enum GrpoAggregation
-{
-    /// <summary>Mean over each sequence's tokens, then mean over sequences (the original GRPO; length-biased).</summary>
-    Grpo,
-    /// <summary>Mean over all active tokens of the local batch.</summary>
-    Bnpo,
-    /// <summary>Sum over tokens divided by B · max_completion_length (Dr. GRPO, arXiv 2503.20783).</summary>
-    DrGrpo,
-    /// <summary>Sum over tokens divided by the active tokens of the whole global batch (DAPO, arXiv 2503.14476; TRL's current default).</summary>
-    Dapo,
-}
-
-/// <summary>GRPO hyperparameters; defaults from current TRL (REFERENCE.md).</summary>
-/// <param name="EpsilonLow">Lower clip ε_low: ratios below 1 − ε_low are clipped.</param>
-/// <param name="EpsilonHigh">Upper clip ε_high (DAPO's clip-higher): ratios above 1 + ε_high are clipped.</param>
-/// <param name="Beta">Weight β of the k3 KL term in the per-token loss (0 = no reference model; 0.04 in early TRL).</param>
-/// <param name="Aggregation">How the per-token loss is reduced.</param>
-/// <param name="Scaling">How group-centred rewards are scaled.</param>
-/// <param name="MaxCompletionLength">The max_completion_length that Dr. GRPO divides by; null = the tensors' T.</param>
-public sealed record GrpoSettings(
-    double EpsilonLow = 0.2,
-    double EpsilonHigh = 0.2,
-    double Beta = 0.0,
-    GrpoAggregation Aggregation = GrpoAggregation.Dapo,
-    GroupScaling Scaling = GroupScaling.Group,
-    long? MaxCompletionLength = null);
-
 /// <summary>Stats of one GRPO micro-batch, under TRL GRPOTrainer's names.</summary>
 /// <param name="Loss"><c>loss</c>.</param>
 /// <param name="Kl"><c>kl</c>: masked mean k3, or null when β = 0 (TRL logs it only then).</param>
@@ -64,75 +36,87 @@ public static class Grpo
     /// Group advantages <c>(r − mean_group) / (std + 1e-4)</c> with the chosen scaling (see <see cref="GroupAdvantages.Grpo"/>).
     /// rewards [B], groupIds int[B] → [B].
     /// </summary>
-    public static Tensor Advantages(Tensor rewards, IReadOnlyList<int> groupIds, GroupScaling scaling = GroupScaling.Group) =>
+    public static Tensor Advantages(Tensor rewards, IReadOnlyList<int> groupIds, GroupScaling scaling) =>
         GroupAdvantages.Grpo(rewards, groupIds, scaling);
 
     /// <summary>
-    /// Per-token GRPO loss: <c>ρ = exp(lp − lp_old)</c>, <c>ℓ = −min(ρA, clip(ρ, 1 − ε_low, 1 + ε_high)A) + β·k3(lp, lp_ref)</c>.
-    /// <paramref name="oldLogprobs"/> null means one update per generation: lp_old = lp.detach() (ρ = 1, gradient A).
-    /// logprobs [B, T], oldLogprobs [B, T] or null, advantages [B], refLogprobs [B, T] (needed when β ≠ 0) → [B, T].
+    /// The clipped token terms <c>−min(ρA, clip(ρ, 1 − ε_low, 1 + ε_high)A)</c>, <c>ρ = exp(lp − lp_old)</c>.
+    /// <paramref name="oldLogprobs"/> null means one update per generation: lp_old = lp.detach() (ρ = 1, gradient A; TRL).
+    /// logprobs [B, T], oldLogprobs [B, T] or null, advantages [B] → [B, T].
     /// </summary>
-    public static Tensor PerTokenLoss(Tensor logprobs, Tensor? oldLogprobs, Tensor advantages, GrpoSettings settings, Tensor? refLogprobs = null)
+    public static Tensor PolicyTerms(Tensor logprobs, Tensor? oldLogprobs, Tensor advantages, double epsilonLow, double epsilonHigh)
     {
         Guard.Rank(logprobs, 2, nameof(logprobs));
         Guard.Vector(advantages, logprobs.Size(0), nameof(advantages));
         if (oldLogprobs is not null) Guard.SameShape(logprobs, nameof(logprobs), oldLogprobs, nameof(oldLogprobs));
-        Guard.That(settings.Beta == 0 || refLogprobs is not null, "GRPO with β ≠ 0 needs reference logprobs");
         using var scope = Torch.NewScope();
         var old = oldLogprobs ?? logprobs.Detach();
         var ratio = (logprobs - old).Exp();
-        var loss = Ppo.ClippedSurrogate(ratio, advantages.Unsqueeze(1), settings.EpsilonLow, settings.EpsilonHigh);
-        if (settings.Beta != 0) loss = loss + Kl.K3(logprobs, refLogprobs!) * settings.Beta;
-        return loss.MoveToOuter();
+        return Ppo.ClippedSurrogate(ratio, advantages.Unsqueeze(1), epsilonLow, epsilonHigh).MoveToOuter();
     }
 
     /// <summary>
-    /// Reduces a per-token loss (TRL <c>loss_type</c>): <c>grpo</c> = mean_b(Σ_t m ℓ / max(Σ_t m, 1));
-    /// <c>bnpo</c> = Σ m ℓ / max(Σ m, 1); <c>dr_grpo</c> = Σ m ℓ / (B · max_len); <c>dapo</c> = Σ m ℓ / N, with N the active tokens of
-    /// the whole global batch (<paramref name="globalActiveTokens"/>; the local count when null).
-    /// perTokenLoss [B, T], mask [B, T] → scalar.
+    /// The KL penalty terms <c>β · k3(lp, lp_ref)</c> with TRL's unclamped k3 <c>exp(lp_ref − lp) − (lp_ref − lp) − 1</c>
+    /// (GRPOTrainer <c>per_token_kl</c>). logprobs, refLogprobs [B, T] → [B, T].
     /// </summary>
-    public static Tensor Aggregate(Tensor perTokenLoss, Tensor mask, GrpoAggregation aggregation, long? maxCompletionLength = null, double? globalActiveTokens = null)
+    public static Tensor KlTerms(Tensor logprobs, Tensor refLogprobs, double beta)
     {
-        Guard.Rank(perTokenLoss, 2, nameof(perTokenLoss));
-        Guard.SameShape(perTokenLoss, nameof(perTokenLoss), mask, nameof(mask));
         using var scope = Torch.NewScope();
-        var m = Guard.BoolMask(mask).To(perTokenLoss.Dtype);
-        var masked = Masked.Select(perTokenLoss, mask);
-        var loss = aggregation switch
-        {
-            GrpoAggregation.Grpo => (masked.Sum(1) / m.Sum(1).Clamp(1.0, null)).Mean(),
-            GrpoAggregation.Bnpo => masked.Sum() / m.Sum().Clamp(1.0, null),
-            GrpoAggregation.DrGrpo => masked.Sum() / (perTokenLoss.Size(0) * (double)(maxCompletionLength ?? perTokenLoss.Size(1))),
-            GrpoAggregation.Dapo => masked.Sum() / (globalActiveTokens ?? Math.Max(1.0, m.Sum().Item())),
-            _ => throw new ArgumentOutOfRangeException(nameof(aggregation)),
-        };
+        return (Kl.K3(logprobs, refLogprobs) * beta).MoveToOuter();
+    }
+
+    /// <summary>
+    /// Per-token GRPO loss: <see cref="PolicyTerms"/> plus <see cref="KlTerms"/> when β ≠ 0.
+    /// logprobs [B, T], oldLogprobs [B, T] or null, advantages [B], refLogprobs [B, T] (needed when β ≠ 0) → [B, T].
+    /// </summary>
+    public static Tensor PerTokenLoss(Tensor logprobs, Tensor? oldLogprobs, Tensor advantages, double epsilonLow, double epsilonHigh,
+        double beta, Tensor? refLogprobs)
+    {
+        Guard.That(beta == 0 || refLogprobs is not null, "GRPO with β ≠ 0 needs reference logprobs");
+        using var scope = Torch.NewScope();
+        var loss = PolicyTerms(logprobs, oldLogprobs, advantages, epsilonLow, epsilonHigh);
+        if (beta != 0) loss = loss + KlTerms(logprobs, refLogprobs!, beta);
         return loss.MoveToOuter();
     }
 
     /// <summary>
-    /// The GRPO loss of one micro-batch: <see cref="PerTokenLoss"/> reduced by <see cref="Aggregate"/>, with TRL's clip-ratio and
-    /// KL stats. logprobs [B, T], oldLogprobs [B, T] or null, advantages [B], mask [B, T], refLogprobs [B, T] or null → (scalar, stats).
+    /// TRL's clip statistics as tensors: <c>clip_ratio/{low,high,region}_mean</c> (fractions of active tokens whose ratio is clipped
+    /// where it matters: below 1 − ε_low with A &lt; 0, above 1 + ε_high with A &gt; 0), and <c>kl</c> (masked mean unclamped k3)
+    /// when <paramref name="refLogprobs"/> is given. logprobs, oldLogprobs [B, T], advantages [B, 1] or [B, T], mask [B, T] → stats.
     /// </summary>
-    public static (Tensor Loss, GrpoStats Stats) Loss(Tensor logprobs, Tensor? oldLogprobs, Tensor advantages, Tensor mask, GrpoSettings settings,
-        Tensor? refLogprobs = null, double? globalActiveTokens = null)
+    public static TensorStats ClipStats(Tensor logprobs, Tensor oldLogprobs, Tensor advantages, Tensor mask, double epsilonLow, double epsilonHigh,
+        Tensor? refLogprobs)
+    {
+        using var scope = Torch.NewScope();
+        using var _ = Torch.NoGrad();
+        var ratio = Masked.Select(logprobs - oldLogprobs, mask).Exp();
+        var low = ratio.Lt(1 - epsilonLow).LogicalAnd(advantages.Lt(0));
+        var high = ratio.Gt(1 + epsilonHigh).LogicalAnd(advantages.Gt(0));
+        Tensor Frac(Tensor b) => Masked.Mean(b.To(logprobs.Dtype), mask);
+        var stats = new TensorStats()
+            .Add("clip_ratio/low_mean", Frac(low))
+            .Add("clip_ratio/high_mean", Frac(high))
+            .Add("clip_ratio/region_mean", Frac(low.LogicalOr(high)));
+        if (refLogprobs is not null) stats.Add("kl", Masked.Mean(Kl.K3(logprobs, refLogprobs), mask));
+        return stats.MoveToOuter();
+    }
+
+    /// <summary>
+    /// The GRPO loss of one micro-batch: <see cref="PerTokenLoss"/> reduced by <see cref="Aggregation.Reduce"/>, with TRL's
+    /// clip-ratio and KL stats read to the host once. logprobs [B, T], oldLogprobs [B, T] or null, advantages [B], mask [B, T],
+    /// refLogprobs [B, T] or null → (scalar, stats).
+    /// </summary>
+    public static (Tensor Loss, GrpoStats Stats) Loss(Tensor logprobs, Tensor? oldLogprobs, Tensor advantages, Tensor mask, Tensor? refLogprobs,
+        double epsilonLow, double epsilonHigh, double beta, LossAggregation aggregation, long? maxCompletionLength = null, double? globalActiveTokens = null)
     {
         Guard.SameShape(logprobs, nameof(logprobs), mask, nameof(mask));
         using var scope = Torch.NewScope();
-        var perToken = PerTokenLoss(logprobs, oldLogprobs, advantages, settings, refLogprobs);
-        var loss = Aggregate(perToken, mask, settings.Aggregation, settings.MaxCompletionLength, globalActiveTokens);
-        GrpoStats stats;
-        using (Torch.NoGrad())
-        {
-            var old = oldLogprobs ?? logprobs;
-            var ratio = (logprobs - old).Exp();
-            var a = advantages.Unsqueeze(1);
-            var low = ratio.Lt(1 - settings.EpsilonLow).LogicalAnd(a.Lt(0));
-            var high = ratio.Gt(1 + settings.EpsilonHigh).LogicalAnd(a.Gt(0));
-            double Frac(Tensor b) => StatsMath.D(Masked.Mean(b.To(logprobs.Dtype), mask));
-            double? kl = settings.Beta != 0 ? StatsMath.D(Masked.Mean(Kl.K3(logprobs, refLogprobs!), mask)) : null;
-            stats = new GrpoStats(StatsMath.D(loss), kl, Frac(low), Frac(high), Frac(low.LogicalOr(high)));
-        }
-        return (loss.MoveToOuter(), stats);
+        var perToken = PerTokenLoss(logprobs, oldLogprobs, advantages, epsilonLow, epsilonHigh, beta, refLogprobs);
+        var loss = Aggregation.Reduce(perToken, mask, aggregation, maxCompletionLength, globalActiveTokens);
+        var t = ClipStats(logprobs, oldLogprobs ?? logprobs, advantages.Unsqueeze(1), mask, epsilonLow, epsilonHigh, beta != 0 ? refLogprobs : null);
+        var v = beta != 0
+            ? StatsMath.Read(loss, t["clip_ratio/low_mean"], t["clip_ratio/high_mean"], t["clip_ratio/region_mean"], t["kl"])
+            : StatsMath.Read(loss, t["clip_ratio/low_mean"], t["clip_ratio/high_mean"], t["clip_ratio/region_mean"]);
+        return (loss.MoveToOuter(), new GrpoStats(v[0], beta != 0 ? v[4] : null, v[1], v[2], v[3]));
     }
 }

@@ -6,25 +6,6 @@ namespace Rlhf.Core.Losses;
 
 using Torch = Rlhf.Torch.Torch;
 
-/// <summary>PPO hyperparameters; defaults from TRL PPOv2 as used by async_rlhf (REFERENCE.md).</summary>
-/// <param name="ClipRange">ε of the policy ratio clip.</param>
-/// <param name="VfClipRange">ε_v of the value clip around the old values.</param>
-/// <param name="VfCoef">Weight of the value loss in the total loss.</param>
-/// <param name="DualClip">Dual-clip constant c &gt; 1 (Ye et al. 2020; OpenRLHF): bounds the loss of negative advantages by −c·A; null = off.</param>
-/// <param name="Gamma">Discount γ.</param>
-/// <param name="Lambda">GAE λ.</param>
-/// <param name="KlCoef">Coefficient of the per-token KL penalty in the rewards.</param>
-/// <param name="WhitenRewards">Whiten the token rewards (shift_mean = false) before GAE.</param>
-public sealed record PpoSettings(
-    double ClipRange = 0.2,
-    double VfClipRange = 0.2,
-    double VfCoef = 0.1,
-    double? DualClip = null,
-    double Gamma = 1.0,
-    double Lambda = 0.95,
-    double KlCoef = 0.05,
-    bool WhitenRewards = false);
-
 /// <summary>Stats of the PPO policy loss on one micro-batch.</summary>
 /// <param name="ApproxKl"><c>policy/approxkl_avg</c>: masked mean of ½(lp − lp_old)².</param>
 /// <param name="ClipFrac"><c>policy/clipfrac_avg</c>: fraction of tokens where the clipped term is the larger loss.</param>
@@ -120,57 +101,75 @@ public static class Ppo
 
     /// <summary>
     /// PPO advantages and returns (TRL PPOv2): optional reward whitening over <paramref name="valueMask"/> (shift_mean = false,
-    /// then 0 outside it), GAE, <c>returns = A + V</c>, then advantages whitened over <paramref name="responseMask"/> and 0 at padding.
+    /// then 0 outside it), GAE with discount <paramref name="gamma"/> and <paramref name="lambda"/>, <c>returns = A + V</c>, then
+    /// advantages whitened over <paramref name="responseMask"/> and 0 at padding.
     /// rewards [B, T], values [B, T], responseMask [B, T], valueMask [B, T] → (advantages [B, T], returns [B, T]).
     /// </summary>
-    public static AdvantageResult Advantages(Tensor rewards, Tensor values, Tensor responseMask, Tensor valueMask, PpoSettings settings)
+    public static AdvantageResult Advantages(Tensor rewards, Tensor values, Tensor responseMask, Tensor valueMask, double gamma, double lambda, bool whitenRewards)
     {
         using var scope = Torch.NewScope();
-        var r = settings.WhitenRewards ? Masked.Whiten(rewards, valueMask, shiftMean: false) : rewards;
-        var gae = Gae.Compute(r, values, settings.Gamma, settings.Lambda);
+        var r = whitenRewards ? Masked.Whiten(rewards, valueMask, shiftMean: false) : rewards;
+        var gae = Gae.Compute(r, values, gamma, lambda);
         var adv = Masked.Whiten(gae.Advantages, responseMask);
         return new AdvantageResult(adv.MoveToOuter(), gae.Returns.MoveToOuter());
     }
 
     /// <summary>
-    /// Clipped policy loss (TRL PPOv2): <c>ρ = exp(lp − lp_old)</c>,
-    /// <c>pg = masked_mean(max(−A ρ, −A clip(ρ, 1 ± ε)))</c> (dual clip optional).
-    /// logprobs [B, T] (with grad), oldLogprobs [B, T], advantages [B, T], mask [B, T] (true = response token) → (scalar, stats).
-    /// Stats use masked means (TRL's approx-KL averages over padding too, where both logprobs are the same constant).
+    /// Per-token clipped policy terms (TRL PPOv2): <c>ρ = exp(lp − lp_old)</c> (1 at padding, so junk there cannot overflow),
+    /// <c>ℓ_t = max(−A ρ, −A clip(ρ, 1 ± ε))</c> (dual clip optional), with the stats <c>policy/approxkl_avg</c> (masked mean of
+    /// ½(lp − lp_old)²), <c>policy/clipfrac_avg</c>, <c>val/ratio</c> and <c>val/ratio_var</c> (Bessel variance of the token ratios;
+    /// 0 for one token) as tensors. logprobs [B, T] (with grad), oldLogprobs, advantages, mask [B, T] → (terms [B, T], stats).
     /// </summary>
-    public static (Tensor Loss, PolicyLossStats Stats) PolicyLoss(Tensor logprobs, Tensor oldLogprobs, Tensor advantages, Tensor mask,
-        double clipRange = 0.2, double? dualClip = null)
+    public static (Tensor Terms, TensorStats Stats) PolicyTerms(Tensor logprobs, Tensor oldLogprobs, Tensor advantages, Tensor mask,
+        double clipRange, double? dualClip)
     {
         Guard.Rank(logprobs, 2, nameof(logprobs));
         Guard.SameShape(logprobs, nameof(logprobs), oldLogprobs, nameof(oldLogprobs));
         Guard.SameShape(logprobs, nameof(logprobs), advantages, nameof(advantages));
         Guard.SameShape(logprobs, nameof(logprobs), mask, nameof(mask));
         using var scope = Torch.NewScope();
-        var diff = logprobs - oldLogprobs;
-        var ratio = Masked.Select(diff, mask).Exp();          // 1 at padding, so no overflow from junk there
-        var perToken = ClippedSurrogate(ratio, advantages, clipRange, clipRange, dualClip);
-        var loss = Masked.Mean(perToken, mask);
-        PolicyLossStats stats;
+        var diff = Masked.Select(logprobs - oldLogprobs, mask);
+        var ratio = diff.Exp();
+        var terms = ClippedSurrogate(ratio, advantages, clipRange, clipRange, dualClip);
+        var stats = new TensorStats();
         using (Torch.NoGrad())
         {
             var unclipped = -advantages * ratio;
             var clipped = -advantages * ratio.Clamp(1 - clipRange, 1 + clipRange);
-            var clipFrac = Masked.Mean(clipped.Gt(unclipped).To(logprobs.Dtype), mask);
-            var approxKl = Masked.Mean(diff.Square() * 0.5, mask);
+            var n = Masked.Count(ratio, mask);
             var ratioMean = Masked.Mean(ratio, mask);
-            var n = Masked.Count(ratio, mask).Item();
-            var ratioVar = n > 1 ? Masked.Var(ratio, mask).Item() : 0.0;
-            stats = new PolicyLossStats(StatsMath.D(approxKl), StatsMath.D(clipFrac), StatsMath.D(loss), StatsMath.D(ratioMean), ratioVar);
+            var ratioVar = Masked.Sum((ratio - ratioMean).Square(), mask) / (n - 1).Clamp(1.0, null);
+            stats.Add("policy/approxkl_avg", Masked.Mean(diff.Square() * 0.5, mask))
+                .Add("policy/clipfrac_avg", Masked.Mean(clipped.Gt(unclipped).To(logprobs.Dtype), mask))
+                .Add("val/ratio", ratioMean)
+                .Add("val/ratio_var", ratioVar);
         }
-        return (loss.MoveToOuter(), stats);
+        return (terms.MoveToOuter(), stats.MoveToOuter());
+    }
+
+    /// <summary>
+    /// Clipped policy loss (TRL PPOv2): <see cref="PolicyTerms"/> reduced by the masked mean, <c>pg = masked_mean(ℓ)</c>.
+    /// logprobs [B, T] (with grad), oldLogprobs [B, T], advantages [B, T], mask [B, T] (true = response token) → (scalar, stats).
+    /// Stats use masked means (TRL's approx-KL averages over padding too, where both logprobs are the same constant) and are
+    /// read to the host once.
+    /// </summary>
+    public static (Tensor Loss, PolicyLossStats Stats) PolicyLoss(Tensor logprobs, Tensor oldLogprobs, Tensor advantages, Tensor mask,
+        double clipRange, double? dualClip)
+    {
+        using var scope = Torch.NewScope();
+        var (terms, t) = PolicyTerms(logprobs, oldLogprobs, advantages, mask, clipRange, dualClip);
+        var loss = Aggregation.Reduce(terms, mask, LossAggregation.Bnpo);
+        var v = StatsMath.Read(t["policy/approxkl_avg"], t["policy/clipfrac_avg"], loss, t["val/ratio"], t["val/ratio_var"]);
+        return (loss.MoveToOuter(), new PolicyLossStats(v[0], v[1], v[2], v[3], v[4]));
     }
 
     /// <summary>
     /// Clipped value loss (TRL PPOv2): <c>v_clip = v_old + clip(v − v_old, −ε_v, ε_v)</c>,
-    /// <c>vf = ½ masked_mean(max((v − ret)², (v_clip − ret)²))</c> over <paramref name="valueMask"/> (<c>¬padding_mask_p1</c>).
+    /// <c>vf = ½ masked_mean(max((v − ret)², (v_clip − ret)²))</c> over <paramref name="valueMask"/> (<c>¬padding_mask_p1</c>), with
+    /// <c>loss/value_avg</c> and <c>val/clipfrac_avg</c> as tensors.
     /// values [B, T] (with grad), oldValues [B, T], returns [B, T], valueMask [B, T] → (scalar, stats).
     /// </summary>
-    public static (Tensor Loss, ValueLossStats Stats) ValueLoss(Tensor values, Tensor oldValues, Tensor returns, Tensor valueMask, double vfClipRange = 0.2)
+    public static (Tensor Loss, TensorStats Stats) ValueTerms(Tensor values, Tensor oldValues, Tensor returns, Tensor valueMask, double vfClipRange)
     {
         Guard.Rank(values, 2, nameof(values));
         Guard.SameShape(values, nameof(values), oldValues, nameof(oldValues));
@@ -181,10 +180,17 @@ public static class Ppo
         var l1 = (values - returns).Square();
         var l2 = (vClipped - returns).Square();
         var loss = Masked.Mean(l1.Maximum(l2), valueMask) * 0.5;
-        ValueLossStats stats;
-        using (Torch.NoGrad())
-            stats = new ValueLossStats(StatsMath.D(loss), StatsMath.D(Masked.Mean(l2.Gt(l1).To(values.Dtype), valueMask)));
-        return (loss.MoveToOuter(), stats);
+        var stats = new TensorStats().Add("loss/value_avg", loss).Add("val/clipfrac_avg", Masked.Mean(l2.Gt(l1).To(values.Dtype), valueMask));
+        return (loss.MoveToOuter(), stats.MoveToOuter());
+    }
+
+    /// <summary>The clipped value loss of <see cref="ValueTerms"/> with its stats read once. Shapes as there → (scalar, stats).</summary>
+    public static (Tensor Loss, ValueLossStats Stats) ValueLoss(Tensor values, Tensor oldValues, Tensor returns, Tensor valueMask, double vfClipRange)
+    {
+        using var scope = Torch.NewScope();
+        var (loss, t) = ValueTerms(values, oldValues, returns, valueMask, vfClipRange);
+        var v = StatsMath.Read(t["loss/value_avg"], t["val/clipfrac_avg"]);
+        return (loss.MoveToOuter(), new ValueLossStats(v[0], v[1]));
     }
 
     /// <summary>
@@ -193,13 +199,20 @@ public static class Ppo
     /// entropy [B, T] or null (<see cref="Logprobs.EntropyFromLogits"/>, for <c>policy/entropy_avg</c>) → (scalar, stats).
     /// </summary>
     public static (Tensor Loss, PpoStats Stats) Loss(Tensor logprobs, Tensor oldLogprobs, Tensor advantages, Tensor responseMask,
-        Tensor values, Tensor oldValues, Tensor returns, Tensor valueMask, PpoSettings settings, Tensor? entropy = null)
+        Tensor values, Tensor oldValues, Tensor returns, Tensor valueMask, double clipRange, double vfClipRange, double vfCoef,
+        double? dualClip = null, Tensor? entropy = null)
     {
         using var scope = Torch.NewScope();
-        var (pg, ps) = PolicyLoss(logprobs, oldLogprobs, advantages, responseMask, settings.ClipRange, settings.DualClip);
-        var (vf, vs) = ValueLoss(values, oldValues, returns, valueMask, settings.VfClipRange);
-        var loss = pg + vf * settings.VfCoef;
-        double? ent = entropy is null ? null : StatsMath.D(Masked.Mean(entropy.Detach(), responseMask));
+        var (pgTerms, p) = PolicyTerms(logprobs, oldLogprobs, advantages, responseMask, clipRange, dualClip);
+        var pg = Aggregation.Reduce(pgTerms, responseMask, LossAggregation.Bnpo);
+        var (vf, v) = ValueTerms(values, oldValues, returns, valueMask, vfClipRange);
+        var loss = pg + vf * vfCoef;
+        // One host read for every statistic.
+        var r = StatsMath.Read(p["policy/approxkl_avg"], p["policy/clipfrac_avg"], pg, p["val/ratio"], p["val/ratio_var"], v["loss/value_avg"],
+            v["val/clipfrac_avg"], entropy is null ? Torch.Scalar(0.0, ScalarType.Float64) : Masked.Mean(entropy.Detach(), responseMask));
+        var ps = new PolicyLossStats(r[0], r[1], r[2], r[3], r[4]);
+        var vs = new ValueLossStats(r[5], r[6]);
+        double? ent = entropy is null ? null : r[7];
         return (loss.MoveToOuter(), new PpoStats(ps, vs, ent));
     }
 }

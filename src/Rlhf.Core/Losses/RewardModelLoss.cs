@@ -43,8 +43,8 @@ public static class RewardModelLoss
         using (Torch.NoGrad())
         {
             var diff = rewardsChosen - rewardsRejected;
-            stats = new RewardModelStats(StatsMath.D(loss), StatsMath.D(diff.Gt(0).To(diff.Dtype).Mean()), StatsMath.D(diff.Mean()),
-                StatsMath.D((rewardsChosen.Mean() + rewardsRejected.Mean()) * 0.5));
+            var v = StatsMath.Read(loss, diff.Gt(0).To(diff.Dtype).Mean(), diff.Mean(), (rewardsChosen.Mean() + rewardsRejected.Mean()) * 0.5);
+            stats = new RewardModelStats(v[0], v[1], v[2], v[3]);
         }
         return (loss.MoveToOuter(), stats);
     }

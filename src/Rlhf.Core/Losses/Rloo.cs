@@ -6,13 +6,6 @@ namespace Rlhf.Core.Losses;
 
 using Torch = Rlhf.Torch.Torch;
 
-/// <summary>RLOO hyperparameters; defaults from async_rlhf / TRL v0.9.4 (REFERENCE.md).</summary>
-/// <param name="ClipRange">ε of the sequence-ratio clip (ε_low when <paramref name="ClipRangeHigh"/> is set).</param>
-/// <param name="KlCoef">Coefficient of the sequence KL in the RLHF reward.</param>
-/// <param name="NormalizeAdvantages">Whiten the advantages over the batch (current TRL option; off in async_rlhf).</param>
-/// <param name="ClipRangeHigh">ε_high (current TRL); null = ε.</param>
-public sealed record RlooSettings(double ClipRange = 0.2, double KlCoef = 0.05, bool NormalizeAdvantages = false, double? ClipRangeHigh = null);
-
 /// <summary>REINFORCE leave-one-out (Ahmadian et al. 2024, arXiv 2402.14740) as async_rlhf / TRL RLOOTrainer computes it.</summary>
 public static class Rloo
 {
@@ -32,7 +25,7 @@ public static class Rloo
     /// Leave-one-out advantages <c>A_i = R_i − (Σ_{j∈g(i)} R_j − R_i)/(k − 1)</c>, optionally whitened over the batch
     /// (<c>(A − mean)/(std + 1e-8)</c>, current TRL). rlhfReward [B], groupIds int[B] → [B].
     /// </summary>
-    public static Tensor Advantages(Tensor rlhfReward, IReadOnlyList<int> groupIds, bool normalize = false)
+    public static Tensor Advantages(Tensor rlhfReward, IReadOnlyList<int> groupIds, bool normalize)
     {
         using var scope = Torch.NewScope();
         var a = GroupAdvantages.LeaveOneOut(rlhfReward, groupIds);
@@ -41,11 +34,13 @@ public static class Rloo
     }
 
     /// <summary>
-    /// Sequence-level clipped loss (async_rlhf / TRL RLOO): <c>ρ = exp(Σ_t m lp − Σ_t m lp_old)</c>,
-    /// <c>loss = mean(max(−A ρ, −A clip(ρ, 1 − ε, 1 + ε)))</c>.
-    /// logprobs [B, T] (with grad), oldLogprobs [B, T], advantages [B], mask [B, T] → (scalar, stats).
+    /// Sequence-level clipped terms (async_rlhf / TRL RLOO): <c>ρ = exp(Σ_t m lp − Σ_t m lp_old)</c>,
+    /// <c>ℓ = max(−A ρ, −A clip(ρ, 1 − ε_low, 1 + ε_high))</c>, one unit per row, with <c>policy/approxkl_avg</c> (mean of
+    /// ½(Σ lp − Σ lp_old)²), <c>policy/clipfrac_avg</c>, <c>val/ratio</c> and <c>val/ratio_var</c> (Bessel; 0 for one row) over rows.
+    /// logprobs [B, T] (with grad), oldLogprobs [B, T], advantages [B], mask [B, T] → (terms [B, 1], stats).
     /// </summary>
-    public static (Tensor Loss, PolicyLossStats Stats) Loss(Tensor logprobs, Tensor oldLogprobs, Tensor advantages, Tensor mask, RlooSettings settings)
+    public static (Tensor Terms, TensorStats Stats) SequenceTerms(Tensor logprobs, Tensor oldLogprobs, Tensor advantages, Tensor mask,
+        double clipRangeLow, double clipRangeHigh)
     {
         Guard.Rank(logprobs, 2, nameof(logprobs));
         Guard.SameShape(logprobs, nameof(logprobs), oldLogprobs, nameof(oldLogprobs));
@@ -54,17 +49,32 @@ public static class Rloo
         using var scope = Torch.NewScope();
         var diff = Masked.Sum(logprobs, mask, 1) - Masked.Sum(oldLogprobs, mask, 1);   // [B]
         var ratio = diff.Exp();
-        var hi = settings.ClipRangeHigh ?? settings.ClipRange;
-        var loss = Ppo.ClippedSurrogate(ratio, advantages, settings.ClipRange, hi).Mean();
-        PolicyLossStats stats;
+        var terms = Ppo.ClippedSurrogate(ratio, advantages, clipRangeLow, clipRangeHigh).Unsqueeze(1);
+        var stats = new TensorStats();
         using (Torch.NoGrad())
         {
             var l1 = -advantages * ratio;
-            var l2 = -advantages * ratio.Clamp(1 - settings.ClipRange, 1 + hi);
-            var ratioVar = ratio.Size(0) > 1 ? StatsMath.D(ratio.Var()) : 0.0;
-            stats = new PolicyLossStats(StatsMath.D((diff.Square() * 0.5).Mean()), StatsMath.D(l2.Gt(l1).To(ratio.Dtype).Mean()),
-                StatsMath.D(loss), StatsMath.D(ratio.Mean()), ratioVar);
+            var l2 = -advantages * ratio.Clamp(1 - clipRangeLow, 1 + clipRangeHigh);
+            var mean = ratio.Mean();
+            stats.Add("policy/approxkl_avg", (diff.Square() * 0.5).Mean())
+                .Add("policy/clipfrac_avg", l2.Gt(l1).To(ratio.Dtype).Mean())
+                .Add("val/ratio", mean)
+                .Add("val/ratio_var", (ratio - mean).Square().Sum() / Math.Max(1, ratio.Size(0) - 1));
         }
-        return (loss.MoveToOuter(), stats);
+        return (terms.MoveToOuter(), stats.MoveToOuter());
+    }
+
+    /// <summary>
+    /// Sequence-level clipped loss (async_rlhf / TRL RLOO): the mean over rows of <see cref="SequenceTerms"/>, stats read once.
+    /// logprobs [B, T] (with grad), oldLogprobs [B, T], advantages [B], mask [B, T] → (scalar, stats).
+    /// </summary>
+    public static (Tensor Loss, PolicyLossStats Stats) Loss(Tensor logprobs, Tensor oldLogprobs, Tensor advantages, Tensor mask,
+        double clipRangeLow, double clipRangeHigh)
+    {
+        using var scope = Torch.NewScope();
+        var (terms, t) = SequenceTerms(logprobs, oldLogprobs, advantages, mask, clipRangeLow, clipRangeHigh);
+        var loss = terms.Mean();
+        var v = StatsMath.Read(t["policy/approxkl_avg"], t["policy/clipfrac_avg"], loss, t["val/ratio"], t["val/ratio_var"]);
+        return (loss.MoveToOuter(), new PolicyLossStats(v[0], v[1], v[2], v[3], v[4]));
     }
 }

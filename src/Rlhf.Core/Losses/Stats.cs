@@ -12,14 +12,96 @@ public interface IStats
     IReadOnlyDictionary<string, double> ToMetrics();
 }
 
-/// <summary>Helpers for computing stats: plain doubles, read under no-grad.</summary>
+/// <summary>Reading stats to the host: every value of a step in one copy, under no-grad.</summary>
 internal static class StatsMath
 {
-    /// <summary>The value of a scalar tensor as a double, without recording autograd.</summary>
-    public static double D(Tensor t)
+    /// <summary>
+    /// The values of several scalar tensors with one device→host copy: stacked as float64 on their device, then copied once.
+    /// Empty input gives an empty array.
+    /// </summary>
+    public static double[] Read(params Tensor[] scalars)
     {
+        if (scalars.Length == 0) return [];
+        using var scope = Torch.NewScope();
         using var _ = Torch.NoGrad();
-        return t.Detach().To(ScalarType.Float64).Item();
+        var device = scalars[0].Device;
+        var flat = scalars.Select(t => t.Detach().To(ScalarType.Float64).To(device).Reshape()).ToArray();
+        return Torch.Stack(flat).Cpu().ToArray<double>();
+    }
+}
+
+/// <summary>
+/// Named scalar statistics kept as tensors on the device until they are read, so a training step synchronises with the device
+/// once (<see cref="ToMetrics"/> stacks every value and copies them in one go) instead of once per statistic. Keys are TRL's
+/// metric names. Values are detached float64 scalars owned by the scope that was current when they were added.
+/// </summary>
+public sealed class TensorStats : IStats
+{
+    private readonly List<KeyValuePair<string, Tensor>> _entries = new();
+
+    /// <summary>The metric names, in the order they were added.</summary>
+    public IReadOnlyList<string> Keys => _entries.Select(e => e.Key).ToArray();
+
+    /// <summary>Number of statistics.</summary>
+    public int Count => _entries.Count;
+
+    /// <summary>The scalar tensor of a metric; throws naming the known keys when it is absent.</summary>
+    public Tensor this[string key] =>
+        _entries.FirstOrDefault(e => e.Key == key).Value
+        ?? throw new KeyNotFoundException($"no statistic '{key}'; have {string.Join(", ", Keys)}");
+
+    /// <summary>Whether a metric is present.</summary>
+    public bool Contains(string key) => _entries.Any(e => e.Key == key);
+
+    /// <summary>Adds (or replaces) a statistic: a scalar tensor, stored detached as float64. Returns this.</summary>
+    public TensorStats Add(string key, Tensor scalar)
+    {
+        Guard.That(scalar.NumEl == 1, $"statistic '{key}' must be a scalar; got shape [{string.Join(", ", scalar.Shape)}]");
+        Tensor v;
+        using (Torch.NoGrad()) v = scalar.Detach().To(ScalarType.Float64).Reshape();
+        var i = _entries.FindIndex(e => e.Key == key);
+        if (i >= 0) _entries[i] = new(key, v);
+        else _entries.Add(new(key, v));
+        return this;
+    }
+
+    /// <summary>Adds every statistic of <paramref name="other"/> (replacing equal keys). Returns this.</summary>
+    public TensorStats AddRange(TensorStats other)
+    {
+        foreach (var e in other._entries) Add(e.Key, e.Value);
+        return this;
+    }
+
+    /// <summary>Hands every value to the scope outside the current one (see <see cref="Tensor.MoveToOuter"/>). Returns this.</summary>
+    public TensorStats MoveToOuter()
+    {
+        foreach (var e in _entries) e.Value.MoveToOuter();
+        return this;
+    }
+
+    /// <summary>
+    /// The mean of each statistic over micro-batches (as TRL logs its per-step averages), still as tensors. Every element must
+    /// have the same keys.
+    /// </summary>
+    public static TensorStats Mean(IReadOnlyList<TensorStats> microBatches)
+    {
+        Guard.That(microBatches.Count > 0, "no stats to average");
+        var keys = microBatches[0].Keys;
+        foreach (var m in microBatches)
+            Guard.That(m.Keys.SequenceEqual(keys), $"micro-batch stats differ in keys: [{string.Join(", ", keys)}] vs [{string.Join(", ", m.Keys)}]");
+        var result = new TensorStats();
+        using var _ = Torch.NoGrad();
+        foreach (var k in keys) result.Add(k, Torch.Stack(microBatches.Select(m => m[k]).ToArray()).Mean());
+        return result;
+    }
+
+    /// <summary>Reads every statistic to the host with one synchronisation, under its TRL name.</summary>
+    public IReadOnlyDictionary<string, double> ToMetrics()
+    {
+        var values = StatsMath.Read(_entries.Select(e => e.Value).ToArray());
+        var m = new Dictionary<string, double>();
+        for (var i = 0; i < values.Length; i++) m[_entries[i].Key] = values[i];
+        return m;
     }
 }
 
@@ -40,7 +122,7 @@ public sealed record RolloutStats(double Kl, double Entropy, double NonScoreRewa
     /// Computes the rollout metrics of TRL PPOv2 (<c>mean_kl = kl.sum(1).mean()</c>, <c>mean_entropy = (−logprobs).sum(1).mean()</c>,
     /// …). Unlike TRL, the entropy sum skips padding (TRL adds −1 per padded token through INVALID_LOGPROB).
     /// </summary>
-    public static RolloutStats Compute(RolloutBatch batch, double klCoef, KlEstimator estimator = KlEstimator.K1, double? scoresMargin = null)
+    public static RolloutStats Compute(RolloutBatch batch, double klCoef, KlEstimator estimator, Tensor? scoresMargin = null)
     {
         using var scope = Torch.NewScope();
         using var _ = Torch.NoGrad();
@@ -50,9 +132,10 @@ public sealed record RolloutStats(double Kl, double Entropy, double NonScoreRewa
         var nonScore = kl * -klCoef;
         var scores = batch.Scores.To(ScalarType.Float64).Mean();
         var eos = batch.Responses.Eq(batch.StopTokenId).Sum();
-        var nonScoreD = StatsMath.D(nonScore);
-        var scoresD = StatsMath.D(scores);
-        return new RolloutStats(StatsMath.D(kl), StatsMath.D(entropy), nonScoreD, scoresD + nonScoreD, scoresD, StatsMath.D(eos), scoresMargin);
+        var v = scoresMargin is null
+            ? StatsMath.Read(kl, entropy, nonScore, scores, eos)
+            : StatsMath.Read(kl, entropy, nonScore, scores, eos, scoresMargin);
+        return new RolloutStats(v[0], v[1], v[2], v[3] + v[2], v[3], v[4], scoresMargin is null ? null : v[5]);
     }
 
     /// <inheritdoc />

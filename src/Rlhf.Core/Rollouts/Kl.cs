@@ -11,18 +11,19 @@ public enum KlEstimator
     K1,
     /// <summary>k2 = r²/2 (biased, ≥ 0).</summary>
     K2,
-    /// <summary>k3 = exp(−r) − 1 + r (unbiased, ≥ 0), clamped to ±10.</summary>
+    /// <summary>k3 = exp(−r) − 1 + r (unbiased, ≥ 0); unclamped as TRL computes it (OpenRLHF's ±10 clamp is opt-in).</summary>
     K3,
 }
 
 /// <summary>
-/// Per-token KL estimators between the policy and the reference, with r = lp − lp_ref (OpenRLHF <c>compute_approx_kl</c>).
+/// Per-token KL estimators between the policy and the reference, with r = lp − lp_ref (Schulman, "Approximating KL divergence";
+/// TRL GRPOTrainer / PPOv2 compute them unclamped; OpenRLHF <c>compute_approx_kl</c> clamps every estimator to ±10).
 /// Every function takes lp, lp_ref [B, T] and an optional mask [B, T] (masked positions give 0) and returns [B, T].
 /// </summary>
 public static class Kl
 {
-    /// <summary>The clamp OpenRLHF applies to k3: ±10.</summary>
-    public const double K3Clamp = 10.0;
+    /// <summary>The clamp OpenRLHF's <c>compute_approx_kl</c> applies to every estimator: ±10. Pass it where OpenRLHF is the anchor.</summary>
+    public const double OpenRlhfClamp = 10.0;
 
     /// <summary>k1 = lp − lp_ref. [B, T] → [B, T].</summary>
     public static Tensor K1(Tensor logprobs, Tensor refLogprobs, Tensor? mask = null) => Estimate(logprobs, refLogprobs, KlEstimator.K1, mask);
@@ -30,11 +31,17 @@ public static class Kl
     /// <summary>k2 = (lp − lp_ref)²/2. [B, T] → [B, T].</summary>
     public static Tensor K2(Tensor logprobs, Tensor refLogprobs, Tensor? mask = null) => Estimate(logprobs, refLogprobs, KlEstimator.K2, mask);
 
-    /// <summary>k3 = clamp(exp(−r) − 1 + r, −10, 10), r = lp − lp_ref. [B, T] → [B, T].</summary>
+    /// <summary>
+    /// k3 = exp(−r) − 1 + r = exp(lp_ref − lp) − (lp_ref − lp) − 1, r = lp − lp_ref, unclamped (TRL GRPOTrainer <c>per_token_kl</c>).
+    /// [B, T] → [B, T].
+    /// </summary>
     public static Tensor K3(Tensor logprobs, Tensor refLogprobs, Tensor? mask = null) => Estimate(logprobs, refLogprobs, KlEstimator.K3, mask);
 
-    /// <summary>The chosen estimator. lp, lp_ref [B, T], mask [B, T] or null → [B, T].</summary>
-    public static Tensor Estimate(Tensor logprobs, Tensor refLogprobs, KlEstimator estimator, Tensor? mask = null)
+    /// <summary>
+    /// The chosen estimator, clamped to ±<paramref name="clamp"/> when given (OpenRLHF: <see cref="OpenRlhfClamp"/>; TRL: none).
+    /// lp, lp_ref [B, T], mask [B, T] or null → [B, T].
+    /// </summary>
+    public static Tensor Estimate(Tensor logprobs, Tensor refLogprobs, KlEstimator estimator, Tensor? mask = null, double? clamp = null)
     {
         Guard.SameShape(logprobs, nameof(logprobs), refLogprobs, nameof(refLogprobs));
         using var scope = Torch.NewScope();
@@ -44,9 +51,10 @@ public static class Kl
             KlEstimator.K1 => r,
             KlEstimator.K2 => r.Square() * 0.5,
             // exp(−r) − 1 + r = expm1(−r) + r: expm1 keeps precision when r is small.
-            KlEstimator.K3 => ((-r).Expm1() + r).Clamp(-K3Clamp, K3Clamp),
+            KlEstimator.K3 => (-r).Expm1() + r,
             _ => throw new ArgumentOutOfRangeException(nameof(estimator)),
         };
+        if (clamp is { } c) k = k.Clamp(-c, c);
         if (mask is not null) k = Masked.Select(k, mask);
         return k.MoveToOuter();
     }

@@ -53,8 +53,6 @@ public static class ConfigResolver
             errors.Add(At("data.task", $"unknown synthetic task '{task}'; expected one of {string.Join(", ", Training.Tasks.SyntheticTasks.Names)}"));
         if (c.Data.TaskMinDigits > c.Data.TaskMaxDigits)
             errors.Add(At("data.task_min_digits", $"data.task_min_digits ({c.Data.TaskMinDigits}) is above data.task_max_digits ({c.Data.TaskMaxDigits})"));
-        if (c.Generation.KvCacheMemoryMb is not null && c.Generation.NumBlocks is not null)
-            errors.Add(At("generation.num_blocks", "set only one of generation.kv_cache_memory_mb and generation.num_blocks"));
         if (c.Training.Async && c.Training.MaxStaleness < 1)
             errors.Add(At("training.max_staleness", $"asynchronous training needs max_staleness ≥ 1 (the generator runs at least one step ahead), got {c.Training.MaxStaleness}"));
 
@@ -81,6 +79,7 @@ public static class ConfigResolver
         };
 
         engine = CheckEngine(engine, "engine", errors, ctx);
+        engine = EngineOptimizer(engine, training);
         var batch = BatchSizes(engine, "engine", training.PerDeviceTrainBatchSize, "training.per_device_train_batch_size",
             training.GradientAccumulationSteps, "training.gradient_accumulation_steps", ws, errors, ctx);
         if (batch is var (tbs, mb, gas))
@@ -111,15 +110,56 @@ public static class ConfigResolver
             : Validation<ConfigError, RlhfConfig>.Success(resolved);
     }
 
+    /// <summary>
+    /// The engine's optimizer after resolution: an unset <c>engine.optimizer</c> is the trainer's own AdamW, and unset
+    /// (<c>auto</c>) params take <c>training.learning_rate</c>, <c>adam_beta1</c>/<c>adam_beta2</c>, <c>adam_epsilon</c> and
+    /// <c>weight_decay</c> (HF Trainer's DeepSpeed integration fills "auto" the same way).
+    /// </summary>
+    private static DeepSpeedSettings EngineOptimizer(DeepSpeedSettings e, TrainingSettings t)
+    {
+        var o = e.Optimizer ?? new OptimizerSettings { Type = OptimizerType.AdamW };
+        var p = o.Params;
+        return e with
+        {
+            Optimizer = o with
+            {
+                Params = p with
+                {
+                    Lr = p.Lr ?? t.LearningRate,
+                    Betas = p.Betas ?? new EquatableList<double>([t.AdamBeta1, t.AdamBeta2]),
+                    Eps = p.Eps ?? t.AdamEpsilon,
+                    WeightDecay = p.WeightDecay ?? t.WeightDecay,
+                },
+            },
+        };
+    }
+
+    /// <summary>
+    /// An engine section on its own (a DeepSpeed JSON file): the engine checks and the batch rule at
+    /// <paramref name="worldSize"/>, so every batch size is set afterwards; <paramref name="path"/> is the section's key path ("" for a file).
+    /// </summary>
+    public static Validation<ConfigError, DeepSpeedSettings> ResolveEngine(DeepSpeedSettings e, BindContext ctx, string path, long worldSize)
+    {
+        var errors = new List<ConfigError>();
+        e = CheckEngine(e, path, errors, ctx);
+        if (BatchSizes(e, path, null, "", null, "", worldSize, errors, ctx) is var (tbs, mb, gas))
+            e = e with { TrainBatchSize = tbs, TrainMicroBatchSizePerGpu = mb, GradientAccumulationSteps = gas };
+        return errors.Count > 0
+            ? Validation<ConfigError, DeepSpeedSettings>.Fail(Prelude.Seq(errors))
+            : Validation<ConfigError, DeepSpeedSettings>.Success(e);
+    }
+
+    private static string Key(string path, string key) => path.Length == 0 ? key : path + "." + key;
+
     private static DeepSpeedSettings CheckEngine(DeepSpeedSettings e, string path, List<ConfigError> errors, BindContext ctx)
     {
         if (e.Bf16.Enabled && e.Fp16.Enabled)
-            errors.Add(ctx.ErrorAt(path + ".fp16.enabled", "bf16 and fp16 cannot both be enabled"));
+            errors.Add(ctx.ErrorAt(Key(path, "fp16.enabled"), "bf16 and fp16 cannot both be enabled"));
         var z = e.ZeroOptimization;
         if (z.OffloadParam.Device != OffloadDevice.None && z.Stage != 3)
-            errors.Add(ctx.ErrorAt(path + ".zero_optimization.offload_param.device", $"offload_param needs ZeRO stage 3, got stage {z.Stage}"));
+            errors.Add(ctx.ErrorAt(Key(path, "zero_optimization.offload_param.device"), $"offload_param needs ZeRO stage 3, got stage {z.Stage}"));
         if (z.OffloadOptimizer.Device != OffloadDevice.None && z.Stage == 0)
-            errors.Add(ctx.ErrorAt(path + ".zero_optimization.offload_optimizer.device", "offload_optimizer needs ZeRO stage 1, 2 or 3, got stage 0"));
+            errors.Add(ctx.ErrorAt(Key(path, "zero_optimization.offload_optimizer.device"), "offload_optimizer needs ZeRO stage 1, 2 or 3, got stage 0"));
         return e with { ZeroOptimization = z with { OverlapComm = z.OverlapComm ?? z.Stage == 3 } };
     }
 
@@ -174,13 +214,13 @@ public static class ConfigResolver
     {
         var before = errors.Count;
         if (e.TrainMicroBatchSizePerGpu is long em && trainingMicro is long tm && em != tm)
-            errors.Add(ctx.ErrorAt(path + ".train_micro_batch_size_per_gpu", $"train_micro_batch_size_per_gpu ({em}) disagrees with {trainingMicroPath} ({tm})"));
+            errors.Add(ctx.ErrorAt(Key(path, "train_micro_batch_size_per_gpu"), $"train_micro_batch_size_per_gpu ({em}) disagrees with {trainingMicroPath} ({tm})"));
         if (e.GradientAccumulationSteps is long eg && trainingGas is long tg && eg != tg)
-            errors.Add(ctx.ErrorAt(path + ".gradient_accumulation_steps", $"gradient_accumulation_steps ({eg}) disagrees with {trainingGasPath} ({tg})"));
+            errors.Add(ctx.ErrorAt(Key(path, "gradient_accumulation_steps"), $"gradient_accumulation_steps ({eg}) disagrees with {trainingGasPath} ({tg})"));
         if (errors.Count > before) return null;
 
         var resolved = BatchRule.Resolve(e.TrainBatchSize, e.TrainMicroBatchSizePerGpu ?? trainingMicro, e.GradientAccumulationSteps ?? trainingGas, worldSize, out var error);
-        if (resolved is null) errors.Add(ctx.ErrorAt(path + (e.TrainBatchSize is null ? "" : ".train_batch_size"), error!));
+        if (resolved is null) errors.Add(ctx.ErrorAt(e.TrainBatchSize is null ? path : Key(path, "train_batch_size"), error!));
         return resolved;
     }
 }

@@ -51,6 +51,14 @@ internal static class Overrides
                     errors.Add(new ConfigError(Source, line, valueColumn + (int)e.Start.Column - 1, key, "invalid YAML value: " + Composer.YamlMessage(e)));
                     continue;
                 }
+                // "#1" is a YAML comment (no document); "1\n---\n2" holds two: neither is one value.
+                if (stream.Documents.Count != 1)
+                {
+                    errors.Add(new ConfigError(Source, line, valueColumn, key, stream.Documents.Count == 0
+                        ? $"override value '{valueText}' holds no YAML value (a '#' starts a comment: quote the value)"
+                        : $"override value holds {stream.Documents.Count} YAML documents, expected one value"));
+                    continue;
+                }
                 value = stream.Documents[0].RootNode;
             }
             foreach (var node in value.AllNodes)

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Rlhf.Settings;
 using Rlhf.Torch;
 using Rlhf.Torch.Distributed;
 
@@ -57,8 +58,8 @@ public static class Checkpoint
         AgreeOnTag(e, tag);
         var final = Path.Combine(dir, tag);
         var tmp = Path.Combine(dir, $".{tag}.tmp");
-        var g = e.Group;
-        void Barrier() { if (g is not null && e.WorldSize > 1) g.Barrier().Wait(); }
+        var optimizer = e.Optimizer ?? throw new InvalidOperationException("a frozen engine has no training state to checkpoint: save its weights with Save16BitModel");
+        void Barrier() => e.Comm.Barrier();
 
         if (e.Rank == 0)
         {
@@ -70,20 +71,14 @@ public static class Checkpoint
 
         using (var scope = Torch.NewScope())
         {
-            var (master, m, v) = e.OwnedOptimizerState;
             if (e.Stage != ZeroStage.Disabled || e.Rank == 0)
-                WriteFile(Path.Combine(tmp, OptimStatesFile(e.Rank)), [new("fp32_master", master), new("exp_avg", m), new("exp_avg_sq", v)]);
-            if (e.Stage == ZeroStage.Parameters)
-                WriteFile(Path.Combine(tmp, ModelShardFile(e.Rank)), [new("param_shard", e.WorkingParameters)]);
-            else if (e.Rank == 0)
-            {
-                var wp = e.WorkingParameters;
-                WriteFile(Path.Combine(tmp, ModelStatesFile), e.Layout.Params.Select(p => new KeyValuePair<string, Tensor>(p.Name, wp.Narrow(0, p.Offset, p.NumEl).View(p.Shape))).ToList());
-            }
+                WriteFile(Path.Combine(tmp, OptimStatesFile(e.Rank)), [new("fp32_master", optimizer.Master), new("exp_avg", optimizer.ExpAvg), new("exp_avg_sq", optimizer.ExpAvgSq)]);
+            foreach (var (file, tensors) in e.State.ModelStateFiles())
+                WriteFile(Path.Combine(tmp, file), tensors);
             if (e.Rank == 0)
             {
                 var (gs, ms, ss) = e.Counters;
-                var state = new CheckpointState(tag, e.Stage, e.WorldSize, e.Layout.Params, gs, ms, ss, e.Settings.Bf16, e.Settings.Scheduler?.Type ?? "Constant");
+                var state = new CheckpointState(tag, e.Stage, e.WorldSize, e.Layout.Params, gs, ms, ss, e.Settings.Bf16.Enabled, e.Settings.Scheduler is { } sc ? SchedulerTypeYaml.ToYaml(sc.Type) : "Constant");
                 WriteText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(state, Json));
             }
         }
@@ -109,14 +104,14 @@ public static class Checkpoint
     /// <summary>Every rank must save under the same tag: compare a hash of it across ranks (all-reduce MIN and MAX).</summary>
     private static void AgreeOnTag(ZeroEngine e, string tag)
     {
-        if (e.Group is null || e.WorldSize == 1) return;
+        if (!e.Comm.Active) return;
         var h = SHA256.HashData(Encoding.UTF8.GetBytes(tag));
         var parts = Enumerable.Range(0, 4).Select(i => (double)BitConverter.ToUInt16(h, 2 * i)).ToArray();
         using var scope = Torch.NewScope();
         var max = Torch.From(parts, 4);
         var min = Torch.From(parts, 4);
-        e.Group.AllReduce(max, ReduceOp.Max).Wait();
-        e.Group.AllReduce(min, ReduceOp.Min).Wait();
+        e.Comm.Run(g => g.AllReduce(max, ReduceOp.Max));
+        e.Comm.Run(g => g.AllReduce(min, ReduceOp.Min));
         if (!max.Equal(min))
             throw new InvalidOperationException($"rank {e.Rank}: ranks disagree on the checkpoint tag (this rank has '{tag}'); every rank must save the same tag");
     }
@@ -215,9 +210,18 @@ public static class Checkpoint
             if (saved[j].Name != mine[j].Name || !saved[j].Shape.SequenceEqual(mine[j].Shape))
                 problems.Add($"#{j}: saved {saved[j].Name} [{string.Join(",", saved[j].Shape)}], model {mine[j].Name} [{string.Join(",", mine[j].Shape)}]");
         if (problems.Count > 0) throw new InvalidDataException($"checkpoint {Path.Combine(dir, tag)} does not fit this model:\n  " + string.Join("\n  ", problems));
-        e.SetFullState(full.Masters, full.ExpAvg, full.ExpAvgSq);
+        var optimizer = e.Optimizer ?? throw new InvalidOperationException("a frozen engine has no training state to load");
+        using (Torch.NoGrad())
+        {
+            // Each rank keeps the elements its own layout owns and rebuilds its working parameters from the full masters
+            // (every rank read them all, so no communication is needed).
+            optimizer.Load(e.Layout.Pieces(e.Rank), full.Masters, full.ExpAvg, full.ExpAvgSq);
+            for (var j = 0; j < mine.Count; j++) e.State.SetFullParameter(j, full.Masters[j].To(e.State.Dtype), broadcast: false);
+            e.State.ZeroGradients();
+        }
         e.Counters = (full.State.GlobalSteps, full.State.MicroSteps, full.State.SkippedSteps);
-        if (e.Group is not null && e.WorldSize > 1) e.Group.Barrier().Wait();
+        e.StateReplaced();
+        e.Comm.Barrier();
         return tag;
     }
 }

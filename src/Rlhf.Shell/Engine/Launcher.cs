@@ -1,38 +1,15 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 
 namespace Rlhf.Shell.Engine;
 
-/// <summary>What <c>rlhf launch</c> starts on this node: world layout plus the worker command line.</summary>
-/// <param name="NprocPerNode">Workers on this node.</param>
-/// <param name="Nnodes">Nodes in the job.</param>
-/// <param name="NodeRank">Index of this node.</param>
-/// <param name="MasterAddr">Address of the node hosting rank 0's TCPStore.</param>
-/// <param name="MasterPort">Its port.</param>
-/// <param name="Command">Program and arguments of every worker (<c>rlhf</c> means this very executable).</param>
-/// <param name="PrefixOutput">Prefix every output line with <c>[rank r]</c>.</param>
-public sealed record LaunchSpec(int NprocPerNode, int Nnodes, int NodeRank, string MasterAddr, int MasterPort, IReadOnlyList<string> Command, bool PrefixOutput = true)
-{
-    /// <summary>Global world size.</summary>
-    public int WorldSize => NprocPerNode * Nnodes;
-
-    /// <summary>The torchrun environment of local worker <paramref name="localRank"/>.</summary>
-    public IReadOnlyDictionary<string, string> WorkerEnvironment(int localRank) => new Dictionary<string, string>
-    {
-        ["RANK"] = (NodeRank * NprocPerNode + localRank).ToString(),
-        ["LOCAL_RANK"] = localRank.ToString(),
-        ["WORLD_SIZE"] = WorldSize.ToString(),
-        ["LOCAL_WORLD_SIZE"] = NprocPerNode.ToString(),
-        ["GROUP_RANK"] = NodeRank.ToString(),
-        ["NODE_RANK"] = NodeRank.ToString(),
-        ["MASTER_ADDR"] = MasterAddr,
-        ["MASTER_PORT"] = MasterPort.ToString(),
-    };
-}
-
 /// <summary>
-/// Starts the workers of one node with the torchrun environment, prefixes their output with the rank,
-/// and when one fails stops the rest (whole process trees) and reports its exit code.
+/// Starts the workers of one node with the torchrun environment, forwards their output line by line prefixed with
+/// the rank, and when one fails stops the rest (SIGTERM to each worker's process group, SIGKILL after the grace
+/// period) and reports the rank that failed first. SIGINT and SIGTERM to the launcher are forwarded the same way.
+/// Workers never outlive the launcher: each has a parent-death signal, and a guardian shell kills every worker group
+/// when the launcher's end of a pipe closes, which happens however the launcher ends (SIGKILL included).
 /// </summary>
 public sealed class Launcher
 {
@@ -41,118 +18,199 @@ public sealed class Launcher
     private readonly TextWriter stderr;
     private readonly object writeLock = new();
 
-    /// <summary>A launcher writing worker output to the given writers.</summary>
+    /// <summary>A launcher writing worker output to the given writers; throws <see cref="ArgumentException"/> (one line) for a bad spec.</summary>
     public Launcher(LaunchSpec spec, TextWriter? stdout = null, TextWriter? stderr = null)
     {
-        if (spec.NprocPerNode < 1) throw new ArgumentException($"--nproc-per-node must be at least 1 (got {spec.NprocPerNode})");
-        if (spec.Nnodes < 1 || spec.NodeRank < 0 || spec.NodeRank >= spec.Nnodes)
-            throw new ArgumentException($"--node-rank {spec.NodeRank} is outside --nnodes {spec.Nnodes}");
-        if (spec.Command.Count == 0) throw new ArgumentException("no worker command given (rlhf launch ... -- <command>)");
+        spec.Validate();
         this.spec = spec;
         this.stdout = stdout ?? Console.Out;
         this.stderr = stderr ?? Console.Error;
     }
 
-    /// <summary>Resolves the worker program: <c>rlhf</c> is this executable (through <c>dotnet</c> when run as a dll).</summary>
-    public static (string File, List<string> Args) Resolve(IReadOnlyList<string> command)
-    {
-        var args = command.Skip(1).ToList();
-        if (command[0] != "rlhf") return (command[0], args);
-        var self = Environment.ProcessPath ?? "rlhf";
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
-        {
-            var dll = typeof(Launcher).Assembly.Location;
-            args.Insert(0, dll);
-        }
-        return (self, args);
-    }
+    private abstract record Event;
+    private sealed record Exited(int Local, int Code) : Event;
+    private sealed record Signalled(int Signal) : Event;
 
-    /// <summary>Runs every local worker to completion; returns 0, or the exit code of the first worker that failed.</summary>
+    /// <summary>
+    /// Runs every local worker to completion; returns 0, the exit code of the worker that failed first, or 128 + the
+    /// signal that stopped the launcher (130 for SIGINT, 143 for SIGTERM; cancelling <paramref name="cancel"/> counts as
+    /// SIGINT). Call it on a thread that lives until it returns (the workers' parent-death signal follows that thread).
+    /// </summary>
     public int Run(CancellationToken cancel = default)
     {
-        var (file, args) = Resolve(spec.Command);
-        var procs = new Process?[spec.NprocPerNode];
-        var exited = new System.Collections.Concurrent.BlockingCollection<(int Rank, int Code)>();
-        using var signals = new SignalGuard(() => KillAll(procs));
+        var (file, args) = WorkerProcess.Resolve(spec.Command);
+        var events = new BlockingCollection<Event>();
+        var workers = new List<WorkerProcess>();
+        using var guardian = Guardian.Start();
+        using var signals = new SignalForwarder(sig => events.Add(new Signalled(sig)));
+        using var cancelled = cancel.Register(() => events.Add(new Signalled(WorkerProcess.SigInt)));
         try
         {
             for (var local = 0; local < spec.NprocPerNode; local++)
             {
-                var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-                foreach (var a in args) psi.ArgumentList.Add(a);
-                foreach (var (k, v) in spec.WorkerEnvironment(local)) psi.Environment[k] = v;
-                var rank = spec.NodeRank * spec.NprocPerNode + local;
-                var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
-                var prefix = spec.PrefixOutput ? $"[rank {rank}] " : "";
-                p.OutputDataReceived += (_, e) => { if (e.Data is not null) Write(stdout, prefix + e.Data); };
-                p.ErrorDataReceived += (_, e) => { if (e.Data is not null) Write(stderr, prefix + e.Data); };
-                if (!p.Start()) throw new InvalidOperationException($"could not start worker {rank}: {file}");
-                procs[local] = p;
-                p.BeginOutputReadLine();
-                p.BeginErrorReadLine();
-                var captured = p;
-                _ = Task.Run(() =>
-                {
-                    captured.WaitForExit(); // also drains the redirected streams
-                    exited.Add((rank, captured.ExitCode));
-                });
+                var w = WorkerProcess.Start(spec, local, file, args, l => Write(stdout, l), l => Write(stderr, l));
+                workers.Add(w);
+                guardian?.Watch(w);
+                var index = local;
+                _ = w.Process.WaitForExitAsync().ContinueWith(_ => events.Add(new Exited(index, w.Process.ExitCode)), TaskScheduler.Default);
             }
-
-            var remaining = spec.NprocPerNode;
-            while (remaining > 0)
-            {
-                (int Rank, int Code) e;
-                try { e = exited.Take(cancel); }
-                catch (OperationCanceledException) { KillAll(procs); return 130; }
-                remaining--;
-                if (e.Code != 0)
-                {
-                    Write(stderr, $"rlhf launch: worker rank {e.Rank} exited with code {e.Code}; stopping the other workers");
-                    KillAll(procs);
-                    return e.Code;
-                }
-            }
-            return 0;
+            return Supervise(workers, events);
         }
         finally
         {
-            KillAll(procs);
-            foreach (var p in procs) p?.Dispose();
+            foreach (var w in workers) w.Signal(WorkerProcess.SigKill); // the groups too: nothing a worker started survives it
+            foreach (var w in workers) w.DrainOutput(TimeSpan.FromSeconds(2));
+            guardian?.Release();
+            foreach (var w in workers) w.Dispose();
         }
     }
+
+    private int Supervise(List<WorkerProcess> workers, BlockingCollection<Event> events)
+    {
+        var running = Enumerable.Range(0, workers.Count).ToHashSet();
+        (int Local, int Code)? firstFailure = null;
+        int? signal = null;
+        var stoppedRunning = new List<int>();   // ranks still running when the launcher began stopping them
+        DateTime? killAt = null;
+
+        void StopAll(int sig)
+        {
+            foreach (var i in running) workers[i].Signal(sig);
+        }
+
+        while (running.Count > 0)
+        {
+            var wait = killAt is { } k ? Math.Max(0, (int)(k - DateTime.UtcNow).TotalMilliseconds) : Timeout.Infinite;
+            if (!events.TryTake(out var e, wait))
+            {
+                StopAll(WorkerProcess.SigKill);   // the grace period is over
+                killAt = null;
+                continue;
+            }
+            switch (e)
+            {
+                case Exited x:
+                    running.Remove(x.Local);
+                    if (x.Code != 0 && firstFailure is null && signal is null)
+                    {
+                        firstFailure = (x.Local, x.Code);
+                        stoppedRunning.AddRange(running.Order().Select(i => workers[i].Rank));
+                        StopAll(WorkerProcess.SigTerm);
+                        killAt = DateTime.UtcNow + spec.Grace;
+                    }
+                    break;
+                case Signalled s when signal is null && firstFailure is null:
+                    signal = s.Signal;
+                    stoppedRunning.AddRange(running.Order().Select(i => workers[i].Rank));
+                    StopAll(s.Signal);
+                    killAt = DateTime.UtcNow + spec.Grace;
+                    break;
+                case Signalled:
+                    StopAll(WorkerProcess.SigKill);   // a second signal: no more grace
+                    killAt = null;
+                    break;
+            }
+        }
+
+        var stopped = stoppedRunning.Count == 0 ? "" :
+            $"; stopped {(stoppedRunning.Count == 1 ? "rank" : "ranks")} {string.Join(", ", stoppedRunning)}, still running at the time";
+        if (firstFailure is { } f)
+        {
+            Write(stderr, $"rlhf launch: rank {workers[f.Local].Rank} failed first ({DescribeExit(f.Code)}){stopped}");
+            return f.Code;
+        }
+        if (signal is { } sig)
+        {
+            Write(stderr, $"rlhf launch: received {SignalName(sig)}, forwarded it to the workers{stopped}");
+            return 128 + sig;
+        }
+        return 0;
+    }
+
+    /// <summary>"exit code 7", or "killed by SIGKILL" for 137 (the shell's 128 + signal convention, which .NET reports).</summary>
+    public static string DescribeExit(int code) => code > 128 && code < 128 + 32 ? $"exit code {code}, killed by {SignalName(code - 128)}" : $"exit code {code}";
+
+    private static string SignalName(int sig) => sig switch
+    {
+        1 => "SIGHUP", 2 => "SIGINT", 6 => "SIGABRT", 9 => "SIGKILL", 11 => "SIGSEGV", 13 => "SIGPIPE", 15 => "SIGTERM",
+        _ => $"signal {sig}",
+    };
 
     private void Write(TextWriter w, string line)
     {
-        lock (writeLock) { w.WriteLine(line); w.Flush(); }
-    }
-
-    private static void KillAll(Process?[] procs)
-    {
-        foreach (var p in procs)
+        lock (writeLock)
         {
-            if (p is null) continue;
-            try { if (!p.HasExited) p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } catch (System.ComponentModel.Win32Exception) { }
-        }
-        foreach (var p in procs)
-        {
-            try { p?.WaitForExit(10_000); } catch (InvalidOperationException) { }
+            try { w.WriteLine(line); w.Flush(); }
+            catch (IOException) { }   // our own output is gone (a closed pipe): keep supervising
         }
     }
 
-    /// <summary>On SIGINT/SIGTERM, stops the workers before this process exits.</summary>
-    private sealed class SignalGuard : IDisposable
+    /// <summary>On SIGINT/SIGTERM, tells the supervisor instead of ending the launcher at once.</summary>
+    private sealed class SignalForwarder : IDisposable
     {
         private readonly List<PosixSignalRegistration> regs = [];
 
-        public SignalGuard(Action stop)
+        public SignalForwarder(Action<int> received)
         {
-            foreach (var s in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM })
-                regs.Add(PosixSignalRegistration.Create(s, ctx => { stop(); ctx.Cancel = false; }));
+            regs.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; received(WorkerProcess.SigInt); }));
+            regs.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; received(WorkerProcess.SigTerm); }));
         }
 
         public void Dispose()
         {
             foreach (var r in regs) r.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A shell that reads worker process-group ids from a pipe only the launcher holds: at end of input (the launcher
+    /// ended, however) it SIGKILLs every group it was told about; "done" ends it quietly. It ignores the terminal's
+    /// signals, so Ctrl-C reaches the launcher, which stops the workers in order.
+    /// </summary>
+    private sealed class Guardian : IDisposable
+    {
+        private const string Script = """
+            trap '' INT TERM HUP
+            g=
+            while IFS= read -r p; do
+              [ "$p" = done ] && exit 0
+              g="$g $p"
+            done
+            for p in $g; do kill -KILL "$p" 2>/dev/null; done
+            """;
+
+        private readonly Process process;
+
+        private Guardian(Process process) => this.process = process;
+
+        public static Guardian? Start()
+        {
+            var sh = WorkerProcess.FindOnPath("sh");
+            if (sh is null) return null;
+            var psi = new ProcessStartInfo(sh) { RedirectStandardInput = true, UseShellExecute = false };
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add(Script);
+            var p = Process.Start(psi);
+            return p is null ? null : new Guardian(p);
+        }
+
+        public void Watch(WorkerProcess w)
+        {
+            try { process.StandardInput.WriteLine(w.OwnGroup ? $"-{w.Pid}" : $"{w.Pid}"); process.StandardInput.Flush(); }
+            catch (IOException) { }
+        }
+
+        public void Release()
+        {
+            try { process.StandardInput.WriteLine("done"); process.StandardInput.Close(); }
+            catch (IOException) { }
+            process.WaitForExit(2_000);
+        }
+
+        public void Dispose()
+        {
+            try { if (!process.HasExited) process.Kill(); } catch (InvalidOperationException) { }
+            process.Dispose();
         }
     }
 }

@@ -80,23 +80,3 @@ public interface ILayeredModel
     /// <summary>The layers, input to output.</summary>
     IReadOnlyList<ILayer> Layers { get; }
 }
-
-/// <summary>Writes consolidated weights somewhere (a Hugging Face directory by default).</summary>
-public interface IWeightWriter
-{
-    /// <summary>Writes <paramref name="weights"/> (full tensors, HF names) into directory <paramref name="dir"/>.</summary>
-    void Write(string dir, IReadOnlyList<KeyValuePair<string, Tensor>> weights);
-}
-
-/// <summary>Writes <c>model.safetensors</c> (Rlhf.Shell.Io) into the directory, copying <c>config.json</c> from a source directory when given.</summary>
-public sealed class SafetensorsWeightWriter(string? configSourceDir = null) : IWeightWriter
-{
-    /// <inheritdoc />
-    public void Write(string dir, IReadOnlyList<KeyValuePair<string, Tensor>> weights)
-    {
-        Directory.CreateDirectory(dir);
-        Io.Safetensors.Write(Path.Combine(dir, "model.safetensors"), weights, new Dictionary<string, string> { ["format"] = "pt" });
-        if (configSourceDir is not null && File.Exists(Path.Combine(configSourceDir, "config.json")))
-            File.Copy(Path.Combine(configSourceDir, "config.json"), Path.Combine(dir, "config.json"), overwrite: true);
-    }
-}

@@ -12,7 +12,7 @@ public sealed record FlatParam(string Name, long[] Shape, long NumEl, long Offse
 public readonly record struct OwnedPiece(int Param, long ParamOffset, long OwnedOffset, long Length);
 
 /// <summary>
-/// Where every parameter element lives under ZeRO at a world size (REFERENCE.md, DeepSpeed v0.16):
+/// Where every parameter element lives under ZeRO at a world size (DeepSpeed v0.16, runtime/zero/stage_1_and_2.py and stage3.py):
 /// stages 0–2 flatten all parameters into one buffer padded to a multiple of 2 × world size and cut it
 /// into equal slices (stage 0: every rank owns everything); stage 3 pads each parameter to a multiple
 /// of the world size and rank r keeps chunk r (<c>ceil(numel / ws)</c> elements). Pure: a function of

@@ -21,7 +21,7 @@ using Torch = Rlhf.Torch.Torch;
 /// without one, positions are 0…T−1 and attention is plain causal, as in <see cref="Transformer.Forward"/>.
 /// Parameters carry their Hugging Face names exactly (<c>model.layers.0.self_attn.q_proj.weight</c>, …), so
 /// <see cref="ZeroEngine.GatherFullWeights"/>, <see cref="Checkpoint.Consolidate"/> and <see cref="ZeroEngine.Save16BitModel"/>
-/// (with <see cref="HfModelWriter"/>) give tensors <see cref="HfModelDirectory.Load"/> reads back.
+/// (with <see cref="Io.HfModelWriter"/>) give tensors <see cref="HfModelDirectory.Load"/> reads back.
 /// <para>
 /// Tied embeddings (<c>tie_word_embeddings</c>): the embedding matrix is a parameter of layer 0 only, and the head
 /// reads it as a <see cref="ILayer.SharedParameters">shared parameter</see>; the engine hands it to both layers
@@ -99,6 +99,12 @@ public sealed class TransformerLayers : ILayeredModel
         return new ModelWeights(Config, w).Validated();
     }
 
+    /// <summary>
+    /// A held version of the engine's live weights as a <see cref="ModelWeights"/> of this config, for a generator
+    /// (<see cref="ZeroEngine.AcquireWeights"/>): its tensors are the lease's views, valid until the lease is disposed.
+    /// </summary>
+    public ModelWeights LiveWeights(WeightsLease lease) => new(Config, lease.Weights);
+
     /// <summary>Positions [B, T] of the context, else from its mask, else 0…T−1, for an input [B, T] or [B, T, D].</summary>
     private static Tensor PositionsOf(LayerContext? ctx, Tensor input)
     {
@@ -134,12 +140,4 @@ public sealed class TransformerLayers : ILayeredModel
                 _ => Torch.Zeros(s.Shape),
             }).ToArray();
     }
-}
-
-/// <summary>Writes consolidated weights as a Hugging Face model directory (<c>config.json</c> + safetensors) with <see cref="HfModelDirectory.Save"/>.</summary>
-public sealed class HfModelWriter(ModelConfig config, long? maxShardBytes = null) : IWeightWriter
-{
-    /// <inheritdoc />
-    public void Write(string dir, IReadOnlyList<KeyValuePair<string, Tensor>> weights) =>
-        HfModelDirectory.Save(dir, new ModelWeights(config, weights), maxShardBytes);
 }

@@ -35,10 +35,10 @@ public sealed class BlockManager
 
     /// <summary>A manager over <paramref name="numBlocks"/> blocks of <paramref name="blockSize"/> token slots.</summary>
     /// <param name="numBlocks">Physical blocks in the KV cache.</param>
-    /// <param name="blockSize">Token slots per block (vLLM's default 16).</param>
+    /// <param name="blockSize">Token slots per block (<c>generation.block_size</c>).</param>
     /// <param name="enablePrefixCaching">Reuse full blocks whose (parent, tokens) hash was seen before.</param>
-    /// <param name="watermark">Fraction of blocks kept free when admitting new sequences (vLLM: 0.01), to avoid preempting at once.</param>
-    public BlockManager(int numBlocks, int blockSize = 16, bool enablePrefixCaching = false, double watermark = 0.0)
+    /// <param name="watermark">Fraction of blocks kept free when admitting new sequences (<c>generation.watermark</c>), to avoid preempting at once.</param>
+    public BlockManager(int numBlocks, int blockSize, bool enablePrefixCaching, double watermark)
     {
         if (numBlocks <= 0) throw new ArgumentOutOfRangeException(nameof(numBlocks), numBlocks, "need at least one block");
         if (blockSize <= 0) throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "block size must be positive");

@@ -1,39 +1,11 @@
 using System.Runtime.InteropServices;
 using Rlhf.Core.Models;
+using Rlhf.Settings;
 using Rlhf.Torch;
 
 namespace Rlhf.Shell.Generation;
 
 using Torch = Rlhf.Torch.Torch;
-
-/// <summary>Settings of the paged generator (vLLM's cache and scheduler configs).</summary>
-/// <param name="KvCacheBytes">Memory budget of the KV cache (K and V, all layers); sets the number of blocks.</param>
-/// <param name="BlockSize">Token slots per KV block (vLLM default 16).</param>
-/// <param name="MaxNumBatchedTokens">Most tokens computed in one step.</param>
-/// <param name="MaxNumSeqs">Most sequences running at once.</param>
-/// <param name="EnablePrefixCaching">Reuse full prompt blocks by hash (reset on every weight update).</param>
-/// <param name="Watermark">Fraction of blocks kept free when admitting requests (vLLM 0.01).</param>
-/// <param name="NumBlocks">Exact number of blocks, overriding the byte budget (tests, benchmarks).</param>
-/// <param name="KvDtype">KV cache element type; null uses the weights' dtype.</param>
-public sealed record GeneratorSettings(
-    long KvCacheBytes = 256L << 20,
-    int BlockSize = 16,
-    int MaxNumBatchedTokens = 4096,
-    int MaxNumSeqs = 256,
-    bool EnablePrefixCaching = false,
-    double Watermark = 0.01,
-    int? NumBlocks = null,
-    ScalarType? KvDtype = null)
-{
-    /// <summary>The generator settings of a config's <c>generation</c> section (kv_cache_memory_mb, block_size, num_blocks, scheduler budgets).</summary>
-    public static GeneratorSettings FromConfig(Rlhf.Settings.GenerationSettings g) => new(
-        KvCacheBytes: (g.KvCacheMemoryMb ?? 256) << 20,
-        BlockSize: checked((int)g.BlockSize),
-        MaxNumBatchedTokens: checked((int)g.MaxNumBatchedTokens),
-        MaxNumSeqs: checked((int)g.MaxNumSeqs),
-        EnablePrefixCaching: g.EnablePrefixCaching,
-        NumBlocks: g.NumBlocks is long n ? checked((int)n) : null);
-}
 
 /// <summary>One finished completion.</summary>
 /// <param name="Index">Which of the request's n completions.</param>
@@ -96,24 +68,42 @@ public sealed class PagedGenerator : IDisposable
     private long nextSeqId;
     private long arrivals;
 
-    /// <summary>A generator over <paramref name="weights"/> (a language-model head), sizing its KV cache from the settings.</summary>
-    public PagedGenerator(ModelWeights weights, GeneratorSettings? settings = null, int seed = 0)
+    /// <summary>
+    /// A generator over <paramref name="weights"/> (a language-model head) with the cache and scheduler of a config's
+    /// <c>generation</c> section: <c>num_blocks</c> blocks when given, else as many as <c>kv_cache_memory_mb</c> holds,
+    /// of <c>kv_cache_dtype</c> (unset: the weights' dtype). Sampling is per request (<see cref="SamplingParams"/>).
+    /// </summary>
+    public PagedGenerator(ModelWeights weights, GenerationSettings settings, int seed = 0)
     {
-        Settings = settings ?? new GeneratorSettings();
+        Settings = settings;
         var c = weights.Config;
         if (c.Head != ModelHead.LanguageModel) throw new ArgumentException($"the generator needs a language-model head; {c.ModelType} weights have {c.Head}", nameof(weights));
-        var dtype = Settings.KvDtype ?? weights.Tensors.Values.First().Dtype;
-        var numBlocks = Settings.NumBlocks ?? KvCache.BlocksForBudget(Settings.KvCacheBytes, c.NumHiddenLayers, Settings.BlockSize, c.NumKeyValueHeads, c.HeadDim, dtype);
-        if (numBlocks < 1) throw new ArgumentException($"a KV budget of {Settings.KvCacheBytes} bytes holds no block of {KvCache.BytesPerBlock(c.NumHiddenLayers, Settings.BlockSize, c.NumKeyValueHeads, c.HeadDim, dtype)} bytes");
-        cache = new KvCache(c.NumHiddenLayers, numBlocks, Settings.BlockSize, c.NumKeyValueHeads, c.HeadDim, dtype, weights.Tensors.Values.First().Device);
-        blocks = new BlockManager(numBlocks, Settings.BlockSize, Settings.EnablePrefixCaching, Settings.Watermark);
-        scheduler = new Scheduler(blocks, new SchedulerSettings(Settings.MaxNumBatchedTokens, Settings.MaxNumSeqs));
+        var blockSize = checked((int)settings.BlockSize);
+        var dtype = settings.KvCacheDtype is { } d ? ToScalarType(d) : weights.Tensors.Values.First().Dtype;
+        var budget = checked(settings.KvCacheMemoryMb << 20);
+        var numBlocks = settings.NumBlocks is { } nb ? checked((int)nb) : KvCache.BlocksForBudget(budget, c.NumHiddenLayers, blockSize, c.NumKeyValueHeads, c.HeadDim, dtype);
+        if (numBlocks < 1)
+            throw new ArgumentException($"generation.kv_cache_memory_mb = {settings.KvCacheMemoryMb} holds no KV block of {KvCache.BytesPerBlock(c.NumHiddenLayers, blockSize, c.NumKeyValueHeads, c.HeadDim, dtype)} bytes", nameof(settings));
+        cache = new KvCache(c.NumHiddenLayers, numBlocks, blockSize, c.NumKeyValueHeads, c.HeadDim, dtype, weights.Tensors.Values.First().Device);
+        blocks = new BlockManager(numBlocks, blockSize, settings.EnablePrefixCaching, settings.Watermark);
+        scheduler = new Scheduler(blocks, checked((int)settings.MaxNumBatchedTokens), checked((int)settings.MaxNumSeqs));
         runner = new ModelRunner(weights, cache);
         seedSource = new Random(seed);
     }
 
-    /// <summary>The settings.</summary>
-    public GeneratorSettings Settings { get; }
+    private static ScalarType ToScalarType(Dtype d) => d switch
+    {
+        Dtype.Fp32 => ScalarType.Float32,
+        Dtype.Bf16 => ScalarType.BFloat16,
+        Dtype.Fp16 => ScalarType.Float16,
+        _ => throw new ArgumentOutOfRangeException(nameof(d), d, "unknown dtype"),
+    };
+
+    /// <summary>The cache and scheduler settings (the config's <c>generation</c> section).</summary>
+    public GenerationSettings Settings { get; }
+
+    /// <summary>Element type of the KV cache (<c>generation.kv_cache_dtype</c>, else the weights' dtype).</summary>
+    public ScalarType KvCacheDtype => cache.Dtype;
 
     /// <summary>The weights read on every step.</summary>
     public ModelWeights Weights => runner.Weights;

@@ -1,10 +1,5 @@
 namespace Rlhf.Shell.Generation;
 
-/// <summary>Budgets of one scheduler step (vLLM's <c>SchedulerConfig</c>).</summary>
-/// <param name="MaxNumBatchedTokens">Most tokens computed in one forward (decode tokens count one each).</param>
-/// <param name="MaxNumSeqs">Most sequences running at once.</param>
-public sealed record SchedulerSettings(int MaxNumBatchedTokens = 4096, int MaxNumSeqs = 256);
-
 /// <summary>A sequence scheduled this step: compute its tokens <c>[NumComputed, NumComputed + NumNewTokens)</c>.</summary>
 /// <param name="Seq">The sequence.</param>
 /// <param name="Group">Its request.</param>
@@ -44,18 +39,25 @@ public sealed class Scheduler
     private List<SequenceGroup> running = new();
     private List<SequenceGroup> spare = new();
 
-    /// <summary>A scheduler over a block manager.</summary>
-    public Scheduler(BlockManager blocks, SchedulerSettings settings)
+    /// <summary>A scheduler over a block manager with the budgets of one step (vLLM's <c>SchedulerConfig</c>).</summary>
+    /// <param name="blocks">The block manager.</param>
+    /// <param name="maxNumBatchedTokens">Most tokens computed in one forward (decode tokens count one each): <c>generation.max_num_batched_tokens</c>.</param>
+    /// <param name="maxNumSeqs">Most sequences running at once: <c>generation.max_num_seqs</c>.</param>
+    public Scheduler(BlockManager blocks, int maxNumBatchedTokens, int maxNumSeqs)
     {
-        if (settings.MaxNumSeqs < 1) throw new ArgumentOutOfRangeException(nameof(settings), $"max_num_seqs must be positive, got {settings.MaxNumSeqs}");
-        if (settings.MaxNumBatchedTokens < settings.MaxNumSeqs)
-            throw new ArgumentOutOfRangeException(nameof(settings), $"max_num_batched_tokens ({settings.MaxNumBatchedTokens}) must be at least max_num_seqs ({settings.MaxNumSeqs})");
+        if (maxNumSeqs < 1) throw new ArgumentOutOfRangeException(nameof(maxNumSeqs), $"max_num_seqs must be positive, got {maxNumSeqs}");
+        if (maxNumBatchedTokens < maxNumSeqs)
+            throw new ArgumentOutOfRangeException(nameof(maxNumBatchedTokens), $"max_num_batched_tokens ({maxNumBatchedTokens}) must be at least max_num_seqs ({maxNumSeqs})");
         this.blocks = blocks;
-        Settings = settings;
+        MaxNumBatchedTokens = maxNumBatchedTokens;
+        MaxNumSeqs = maxNumSeqs;
     }
 
-    /// <summary>The budgets.</summary>
-    public SchedulerSettings Settings { get; }
+    /// <summary>Most tokens computed in one step.</summary>
+    public int MaxNumBatchedTokens { get; }
+
+    /// <summary>Most sequences running at once.</summary>
+    public int MaxNumSeqs { get; }
 
     /// <summary>The block manager.</summary>
     public BlockManager Blocks => blocks;
@@ -112,8 +114,8 @@ public sealed class Scheduler
     public SchedulerOutput Schedule()
     {
         var output = new SchedulerOutput();
-        var tokenBudget = Settings.MaxNumBatchedTokens;
-        var seqBudget = Settings.MaxNumSeqs;
+        var tokenBudget = MaxNumBatchedTokens;
+        var seqBudget = MaxNumSeqs;
 
         // 1. Decode every running request, oldest first; preempt the newest when blocks run out.
         spare.Clear();
@@ -182,7 +184,7 @@ public sealed class Scheduler
                 running.Add(g);
             }
         }
-        output.NumBatchedTokens = Settings.MaxNumBatchedTokens - tokenBudget;
+        output.NumBatchedTokens = MaxNumBatchedTokens - tokenBudget;
         return output;
     }
 

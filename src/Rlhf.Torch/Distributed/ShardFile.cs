@@ -33,25 +33,27 @@ public static class ShardFile
         }
     }
 
-    /// <summary>Reads every named tensor of a file written by <see cref="Save"/>, in file order; the tensors join the current scope.</summary>
+    /// <summary>Reads every named tensor of a file written by <see cref="Save"/>, in file order (the file is read once); the tensors join the current scope.</summary>
     public static unsafe List<KeyValuePair<string, Tensor>> Load(string path)
     {
-        var n = N.rt_tensors_load(path, null, null, 0);
+        nint names, hs;
+        var n = N.rt_tensors_load(path, &names, &hs);
         if (n < 0) Dist.Throw();
-        var names = new nint[Math.Max(n, 1)];
-        var hs = new nint[Math.Max(n, 1)];
-        int got;
-        fixed (nint* pn = names)
-        fixed (nint* ph = hs)
-            got = N.rt_tensors_load(path, pn, ph, names.Length);
-        if (got < 0) Dist.Throw();
-        var r = new List<KeyValuePair<string, Tensor>>(got);
-        for (var i = 0; i < got; i++)
+        try
         {
-            var name = Marshal.PtrToStringUTF8(names[i]) ?? "";
-            N.rt_free_string(names[i]);
-            r.Add(new(name, Tensor.Wrap(hs[i])));
+            var r = new List<KeyValuePair<string, Tensor>>(n);
+            for (var i = 0; i < n; i++)
+            {
+                var name = ((nint*)names)[i];
+                r.Add(new(Marshal.PtrToStringUTF8(name) ?? "", Tensor.Wrap(((nint*)hs)[i])));
+                N.rt_free_string(name);
+            }
+            return r;
         }
-        return r;
+        finally
+        {
+            N.rt_free_buffer(names);
+            N.rt_free_buffer(hs);
+        }
     }
 }

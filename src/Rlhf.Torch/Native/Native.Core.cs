@@ -10,6 +10,7 @@ internal static unsafe partial class Native
 {
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_take_error();
     [LibraryImport(NativeLoader.LibraryName)] internal static partial void rt_free_string(nint s);
+    [LibraryImport(NativeLoader.LibraryName)] internal static partial void rt_free_buffer(nint p);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial int rt_debug_throw(int kind);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial void rt_tensor_free(nint t);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial long rt_live_handles();

@@ -31,7 +31,7 @@ internal static unsafe partial class Native
     [LibraryImport(NativeLoader.LibraryName)] internal static partial void rt_work_free(nint w);
 
     [LibraryImport(NativeLoader.LibraryName, StringMarshalling = StringMarshalling.Utf8)] internal static partial int rt_tensors_save(string path, nint* names, nint* ts, int n);
-    [LibraryImport(NativeLoader.LibraryName, StringMarshalling = StringMarshalling.Utf8)] internal static partial int rt_tensors_load(string path, nint* names, nint* ts, int cap);
+    [LibraryImport(NativeLoader.LibraryName, StringMarshalling = StringMarshalling.Utf8)] internal static partial int rt_tensors_load(string path, nint* names, nint* ts);
 }
 
 /// <summary>Owns one native c10d store (TCPStore or PrefixStore).</summary>

@@ -1,5 +1,6 @@
 using FsCheck;
 using FsCheck.Fluent;
+using Rlhf.Core.Schedules;
 using Rlhf.Shell.Engine;
 
 namespace Rlhf.Shell.Tests.Engine;
@@ -11,9 +12,19 @@ namespace Rlhf.Shell.Tests.Engine;
 /// </summary>
 public class LrScheduleTests
 {
-    private static SchedulerSettings Sched(string type, params (string, double)[] p) => new(type, p.ToDictionary(x => x.Item1, x => x.Item2));
+    /// <summary>The schedule a <c>scheduler</c> section with these params maps to (numbers as written; 0/1 for the boolean keys).</summary>
+    internal static LrSchedule From(string type, params (string, double)[] p) => From(type, "log", p);
 
-    private static LrSchedule From(string type, params (string, double)[] p) => LrSchedule.From(Sched(type, p), optimizerLr: 123.0);
+    /// <summary>The schedule of a <c>scheduler</c> section with <c>warmup_type</c> and the optimizer's lr 123.</summary>
+    internal static LrSchedule From(string type, string warmupType, (string, double)[] p, double optimizerLr = 123.0)
+    {
+        static string Value(string key, double v) => key is "cycle_momentum" or "lr_range_test_staircase"
+            ? (v != 0 ? "true" : "false")
+            : v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        var ps = string.Join(", ", p.Select(x => $"{x.Item1}: {Value(x.Item1, x.Item2)}").Append($"warmup_type: {warmupType}"));
+        var ds = DeepSpeedConfig.Parse($"scheduler: {{type: {type}, params: {{{ps}}}}}", worldSize: 1);
+        return DeepSpeedConfig.Schedule(ds.Scheduler, optimizerLr);
+    }
 
     [Fact]
     public void OneCycle_climbs_to_the_peak_falls_back_then_decays_continuously()
@@ -21,7 +32,7 @@ public class LrScheduleTests
         // first 4, second 2 (total 6); decay every 2 steps at rate 0.5.
         var s = From("OneCycle", ("cycle_min_lr", 0.01), ("cycle_max_lr", 0.05), ("cycle_first_step_size", 4), ("cycle_second_step_size", 2),
             ("decay_step_size", 2), ("decay_lr_rate", 0.5), ("cycle_momentum", 0));
-        Assert.Equal("OneCycle", s.Name);
+        Assert.IsType<OneCycle>(s);
         Assert.Equal(0.01, s.LearningRate(0));                  // step 1: cycle_min_lr, set at construction
         Assert.Equal(0.02, s.LearningRate(1), 12);              // batch 1: 1/4 of the way up
         Assert.Equal(0.03, s.LearningRate(2), 12);              // batch 2: half way up

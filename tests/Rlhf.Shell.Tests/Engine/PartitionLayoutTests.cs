@@ -4,7 +4,7 @@ using Rlhf.Shell.Engine;
 
 namespace Rlhf.Shell.Tests.Engine;
 
-/// <summary>The ZeRO partition layout: every element owned exactly once, padding as REFERENCE.md says.</summary>
+/// <summary>The ZeRO partition layout: every element owned exactly once, padding as DeepSpeed v0.16 pads (2 × world size for flat buffers, world size per parameter at stage 3).</summary>
 public class PartitionLayoutTests
 {
     private static readonly Gen<long[][]> Shapes =

@@ -32,14 +32,9 @@ public class TransformerLayersTests
         _ => throw new ArgumentException(variant),
     };
 
-    private static EngineSettings Settings(int stage, bool checkpointing, long persistence = 0) => new()
-    {
-        TrainMicroBatchSizePerGpu = (int)B,
-        GradientAccumulationSteps = 1,
-        DisableGradientCheckpointing = !checkpointing,
-        Seed = 5,
-        Zero = new ZeroSettings { Stage = (ZeroStage)stage, Stage3ParamPersistenceThreshold = persistence },
-    };
+    /// <summary>A one-process engine over <paramref name="model"/> at <paramref name="stage"/> (seed 5, micro-batch B).</summary>
+    private static ZeroEngine Engine(ILayeredModel model, int stage, bool checkpointing, long persistence = 0, bool bf16 = false) =>
+        new(model, TestEngines.Settings(stage, mb: B, persistence: persistence, bf16: bf16), null, seed: 5, gradientCheckpointing: checkpointing);
 
     /// <summary>Weights far from HF init (std 0.4, noisy norms and biases) so every tensor and the padding matter.</summary>
     private static ModelWeights Weights(ModelConfig c)
@@ -88,7 +83,7 @@ public class TransformerLayersTests
     {
         using var scope = Torch.NewScope();
         var c = Config(variant);
-        using var e = new ZeroEngine(new TransformerLayers(c), Settings(0, true), null);
+        using var e = Engine(new TransformerLayers(c), 0, true);
         using var expected = ModelInit.Random(c, 5);
         var got = e.GatherFullWeights();
         Assert.Equal(ModelWeights.ExpectedShapes(c).Select(s => s.Name), got.Select(kv => kv.Key));
@@ -131,7 +126,7 @@ public class TransformerLayersTests
         var expected = Reference(leaves, ids, mask);
         Loss(expected, mask).Backward();
 
-        using var e = new ZeroEngine(new TransformerLayers(w), Settings(stage, checkpointing, persistence), null);
+        using var e = Engine(new TransformerLayers(w), stage, checkpointing, persistence);
         using (Torch.NoGrad())
             Close(expected.Detach(), e.Forward(ids, TransformerLayers.Context(mask)), 1e-6, what + " (no-grad forward)");
 
@@ -161,7 +156,7 @@ public class TransformerLayersTests
         var c = Config("gpt2");
         using var w = Weights(c);
         var (ids, mask) = Batch(c);
-        using var e = new ZeroEngine(new TransformerLayers(w), Settings(3, true) with { Bf16 = true }, null);
+        using var e = Engine(new TransformerLayers(w), 3, true, bf16: true);
         var output = e.Forward(ids, TransformerLayers.Context(mask));
         Assert.Equal(ScalarType.BFloat16, output.Dtype);
         Close(Reference(w, ids, mask), output, 3e-2, "bf16 logits");
@@ -178,7 +173,7 @@ public class TransformerLayersTests
     public void A_training_step_leaks_no_tensors_including_the_retained_context(int stage, bool checkpointing)
     {
         var c = Config("llama-tied-bias");
-        using var e = new ZeroEngine(new TransformerLayers(c), Settings(stage, checkpointing), null);
+        using var e = Engine(new TransformerLayers(c), stage, checkpointing);
         void Step()
         {
             using var scope = Torch.NewScope();
@@ -201,11 +196,11 @@ public class TransformerLayersTests
         var c = Config("llama-gqa");
         using var w = Weights(c);
         var (ids, mask) = Batch(c);
-        using var e = new ZeroEngine(new TransformerLayers(w), Settings(3, true), null);
+        using var e = Engine(new TransformerLayers(w), 3, true);
         e.Backward(Loss(e.Forward(ids, TransformerLayers.Context(mask)), mask));
         var withMask = e.LocalGradient(1).Clone();
         e.Step();
-        using var e2 = new ZeroEngine(new TransformerLayers(w), Settings(3, true), null);
+        using var e2 = Engine(new TransformerLayers(w), 3, true);
         e2.Backward(Loss(e2.Forward(ids), mask));
         Assert.False(withMask.AllClose(e2.LocalGradient(1), 1e-3, 1e-6));
     }
@@ -218,7 +213,7 @@ public class TransformerLayersTests
         var c = Config("gpt2");
         var (ids, mask) = Batch(c);
         var layers = new TransformerLayers(c);
-        using var e = new ZeroEngine(layers, Settings(3, true), null);
+        using var e = Engine(layers, 3, true);
         e.Backward(Loss(e.Forward(ids, TransformerLayers.Context(mask)), mask));
         e.Step();   // move off the initialisation
 
@@ -249,9 +244,9 @@ public class TransformerLayersTests
     [Fact]
     public void A_shared_parameter_must_name_another_layers_parameter()
     {
-        var unknown = Assert.Throws<ArgumentException>(() => new ZeroEngine(new Model(new Sharing("a", []), new Sharing("b", ["a.x"])), Settings(0, true), null));
+        var unknown = Assert.Throws<ArgumentException>(() => Engine(new Model(new Sharing("a", []), new Sharing("b", ["a.x"])), 0, true));
         Assert.Contains("layer b shares parameter 'a.x', which no layer declares", unknown.Message);
-        var self = Assert.Throws<ArgumentException>(() => new ZeroEngine(new Model(new Sharing("a", ["a.w"])), Settings(0, true), null));
+        var self = Assert.Throws<ArgumentException>(() => Engine(new Model(new Sharing("a", ["a.w"])), 0, true));
         Assert.Contains("shares its own parameter", self.Message);
     }
 }

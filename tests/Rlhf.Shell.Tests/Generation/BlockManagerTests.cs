@@ -34,7 +34,7 @@ public class BlockManagerTests
         Check.One(Cfg, Prop.ForAll(Arb.From(Scenario), sc =>
         {
             var (numBlocks, bs, prefix, ops) = sc;
-            var bm = new BlockManager(numBlocks, bs, prefix);
+            var bm = new BlockManager(numBlocks, bs, prefix, watermark: 0);
             var phys = new int[numBlocks * bs];
             var contents = new Dictionary<long, List<int>>();
             var live = new List<long>();
@@ -136,7 +136,7 @@ public class BlockManagerTests
     [Fact]
     public void Fork_shares_blocks_and_copy_on_write_copies_only_the_shared_partial_block()
     {
-        var bm = new BlockManager(10, 4);
+        var bm = new BlockManager(10, 4, enablePrefixCaching: false, watermark: 0);
         bm.Allocate(0, [1, 2, 3, 4, 5, 6]);                     // blocks: one full, one partial (2 of 4)
         var table = bm.BlockTable(0).ToArray();
         for (var c = 1; c <= 3; c++) bm.Fork(0, c);
@@ -158,7 +158,7 @@ public class BlockManagerTests
     [Fact]
     public void Prefix_cache_reuses_full_blocks_by_hash_and_forgets_them_on_reset()
     {
-        var bm = new BlockManager(16, 4, enablePrefixCaching: true);
+        var bm = new BlockManager(16, 4, enablePrefixCaching: true, watermark: 0);
         int[] prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9];
         Assert.Equal(0, bm.Allocate(0, prompt));
         Assert.Equal(8, bm.Allocate(1, prompt));                // two full blocks found again; the last must be computed
@@ -178,7 +178,7 @@ public class BlockManagerTests
     [Fact]
     public void Exact_block_multiple_never_shares_the_block_holding_the_last_token()
     {
-        var bm = new BlockManager(8, 4, enablePrefixCaching: true);
+        var bm = new BlockManager(8, 4, enablePrefixCaching: true, watermark: 0);
         int[] prompt = [1, 2, 3, 4, 5, 6, 7, 8];
         bm.Allocate(0, prompt);
         Assert.Equal(4, bm.Allocate(1, prompt));                // block 2 holds the last token: recomputed
@@ -189,7 +189,7 @@ public class BlockManagerTests
     [Fact]
     public void Misuse_is_reported()
     {
-        var bm = new BlockManager(2, 4);
+        var bm = new BlockManager(2, 4, enablePrefixCaching: false, watermark: 0);
         Assert.Throws<InvalidOperationException>(() => bm.Allocate(0, new int[9]));   // needs 3 of 2 blocks
         bm.Allocate(0, [1]);
         Assert.Throws<InvalidOperationException>(() => bm.Allocate(0, [1]));

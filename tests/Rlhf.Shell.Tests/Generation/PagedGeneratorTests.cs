@@ -1,6 +1,7 @@
 using FsCheck;
 using FsCheck.Fluent;
 using Rlhf.Core.Models;
+using Rlhf.Settings;
 using Rlhf.Shell.Generation;
 using Rlhf.Torch;
 
@@ -63,12 +64,12 @@ public class PagedGeneratorTests
             using var w = Weights(c.Family, (ulong)c.Seed);
             var rng = new Random(c.Seed);
             var full = Prompts(4, c.Seed, 2, 24);
-            var bm = new BlockManager(64 * 16 / c.Bs, c.Bs);
+            var bm = new BlockManager(64 * 16 / c.Bs, c.Bs, enablePrefixCaching: false, watermark: 0);
             using var cache = new KvCache(2, bm.NumBlocks, c.Bs, w.Config.NumKeyValueHeads, w.Config.HeadDim, ScalarType.Float64);
             var runner = new ModelRunner(w, cache);
             var seqs = full.Select((t, i) => new Sequence(i, 0, 0, new List<int>(), 0)).ToArray();
             var wantLogits = full.Select(t => Transformer.Forward(w, Torch.From(t.Select(x => (long)x).ToArray(), 1, t.Length))[0]).ToArray();
-            var group = new SequenceGroup("g", 0, [0], new SamplingParams(), seqs[0]);
+            var group = new SequenceGroup("g", 0, [0], new SamplingParams { N = 1, Temperature = 1.0 }, seqs[0]);
             while (Enumerable.Range(0, seqs.Length).Any(i => seqs[i].Tokens.Count < full[i].Length))
             {
                 var step = new List<ScheduledSeq>();
@@ -100,9 +101,9 @@ public class PagedGeneratorTests
     {
         using var w = Weights();
         var prompts = Prompts(10, 1, 5, 30);
-        var p = new SamplingParams(N: 2, Temperature: 0, MaxTokens: 40);
-        using var roomy = new PagedGenerator(w, new GeneratorSettings(NumBlocks: 400, BlockSize: 4));
-        using var tight = new PagedGenerator(w, new GeneratorSettings(NumBlocks: 40, BlockSize: 4, Watermark: 0));
+        var p = new SamplingParams { N = 2, Temperature = 0, MaxTokens = 40 };
+        using var roomy = new PagedGenerator(w, new GenerationSettings { NumBlocks = 400, BlockSize = 4 });
+        using var tight = new PagedGenerator(w, new GenerationSettings { NumBlocks = 40, BlockSize = 4, Watermark = 0 });
         var a = roomy.Generate(prompts, p);
         var b = tight.Generate(prompts, p);
         Assert.Equal(0, roomy.Stats.Preemptions);
@@ -122,9 +123,9 @@ public class PagedGeneratorTests
     {
         using var w = Weights();
         var prompts = Prompts(8, 2, 5, 30);
-        var p = new SamplingParams(N: 3, Temperature: 0.9, TopP: 0.95, MaxTokens: 30, Seed: 11);
-        using var roomy = new PagedGenerator(w, new GeneratorSettings(NumBlocks: 400, BlockSize: 4));
-        using var tight = new PagedGenerator(w, new GeneratorSettings(NumBlocks: 45, BlockSize: 4, Watermark: 0));
+        var p = new SamplingParams { N = 3, Temperature = 0.9, TopP = 0.95, MaxTokens = 30, Seed = 11 };
+        using var roomy = new PagedGenerator(w, new GenerationSettings { NumBlocks = 400, BlockSize = 4 });
+        using var tight = new PagedGenerator(w, new GenerationSettings { NumBlocks = 45, BlockSize = 4, Watermark = 0 });
         var a = roomy.Generate(prompts, p);
         var b = tight.Generate(prompts, p);
         Assert.True(tight.Stats.Preemptions > 0);
@@ -138,15 +139,15 @@ public class PagedGeneratorTests
     {
         using var w = Weights();
         var mine = Prompts(1, 3, 12, 12)[0];
-        var p = new SamplingParams(N: 3, Temperature: 1.0, TopK: 20, MaxTokens: 25, Seed: 1234);
-        using var g = new PagedGenerator(w, new GeneratorSettings(NumBlocks: 300, BlockSize: 4));
+        var p = new SamplingParams { N = 3, Temperature = 1.0, TopK = 20, MaxTokens = 25, Seed = 1234 };
+        using var g = new PagedGenerator(w, new GenerationSettings { NumBlocks = 300, BlockSize = 4 });
         var alone = g.Generate([mine], p)[0];
         var again = g.Generate([mine], p)[0];
         // The same request among others with different parameters, added before and after it.
         foreach (var (other, k) in Prompts(5, 4).Select((x, k) => (x, k)))
-            g.AddRequest(other, new SamplingParams(N: 2, Temperature: 0.7, MaxTokens: 10 + k, Seed: k), $"other-{k}");
+            g.AddRequest(other, new SamplingParams { N = 2, Temperature = 0.7, MaxTokens = 10 + k, Seed = k }, $"other-{k}");
         var id = g.AddRequest(mine, p, "mine");
-        g.AddRequest(Prompts(1, 9)[0], new SamplingParams(Temperature: 1.3, MaxTokens: 33), "late");
+        g.AddRequest(Prompts(1, 9)[0], new SamplingParams { N = 1, Temperature = 1.3, MaxTokens = 33 }, "late");
         RequestOutput? crowded = null;
         while (g.HasUnfinishedRequests)
             foreach (var o in g.Step()) if (o.RequestId == id) crowded = o;
@@ -166,9 +167,9 @@ public class PagedGeneratorTests
         using var w = Weights();
         int[] stops = [0, 1, 2, 3];
         var prompts = Prompts(12, 5);
-        using var g = new PagedGenerator(w, new GeneratorSettings(NumBlocks: 400, BlockSize: 8));
-        var free = g.Generate(prompts, new SamplingParams(N: 2, Temperature: 1.2, MaxTokens: 30, StopTokenIds: stops, Seed: 3));
-        var minned = g.Generate(prompts, new SamplingParams(N: 2, Temperature: 1.2, MaxTokens: 30, MinTokens: 12, StopTokenIds: stops, Seed: 3));
+        using var g = new PagedGenerator(w, new GenerationSettings { NumBlocks = 400, BlockSize = 8 });
+        var free = g.Generate(prompts, new SamplingParams { N = 2, Temperature = 1.2, MaxTokens = 30, StopTokenIds = stops, Seed = 3 });
+        var minned = g.Generate(prompts, new SamplingParams { N = 2, Temperature = 1.2, MaxTokens = 30, MinTokens = 12, StopTokenIds = stops, Seed = 3 });
         var lengths = new HashSet<int>();
         foreach (var o in free.SelectMany(r => r.Outputs))
         {
@@ -185,7 +186,7 @@ public class PagedGeneratorTests
             Assert.DoesNotContain(o.TokenIds[..11], t => stops.Contains(t));
             Assert.DoesNotContain(o.TokenIds[..^1], t => stops.Contains(t));
         }
-        var one = g.Generate(prompts[..2], new SamplingParams(MaxTokens: 1, Seed: 1));
+        var one = g.Generate(prompts[..2], new SamplingParams { N = 1, Temperature = 1.0, MaxTokens = 1, Seed = 1 });
         Assert.All(one.SelectMany(r => r.Outputs), o => Assert.Single(o.TokenIds));
     }
 
@@ -197,8 +198,8 @@ public class PagedGeneratorTests
     {
         using var w = Weights(dtype: ScalarType.Float32);
         var prompts = Prompts(4, 6);
-        using var g = new PagedGenerator(w, new GeneratorSettings(NumBlocks: 200, BlockSize: 4));
-        var outs = g.Generate(prompts, new SamplingParams(N: 2, Temperature: temperature, TopK: topK, TopP: topP, MaxTokens: 20, Seed: 9));
+        using var g = new PagedGenerator(w, new GenerationSettings { NumBlocks = 200, BlockSize = 4 });
+        var outs = g.Generate(prompts, new SamplingParams { N = 2, Temperature = temperature, TopK = topK, TopP = topP, MaxTokens = 20, Seed = 9 });
         for (var j = 0; j < prompts.Length; j++)
             foreach (var o in outs[j].Outputs)
             {
@@ -216,8 +217,8 @@ public class PagedGeneratorTests
     public void The_n_samples_share_the_prompt_blocks_and_copy_only_the_partial_block()
     {
         using var w = Weights();
-        using var g = new PagedGenerator(w, new GeneratorSettings(NumBlocks: 50, BlockSize: 16, Watermark: 0));
-        g.AddRequest(Prompts(1, 7, 20, 20)[0], new SamplingParams(N: 4, Temperature: 1, MaxTokens: 5, Seed: 1));
+        using var g = new PagedGenerator(w, new GenerationSettings { NumBlocks = 50, BlockSize = 16, Watermark = 0 });
+        g.AddRequest(Prompts(1, 7, 20, 20)[0], new SamplingParams { N = 4, Temperature = 1, MaxTokens = 5, Seed = 1 });
         g.Step();                                                        // prefill once, sample 4, fork
         Assert.Equal(2, g.Blocks.NumUsedBlocks);                         // 20 prompt tokens: 2 blocks, shared by all four
         g.Step();                                                        // each writes token 21 into block 1: 3 copies
@@ -232,9 +233,9 @@ public class PagedGeneratorTests
         using var w = Weights();
         var shared = Prompts(1, 8, 40, 40)[0];
         var prompts = Enumerable.Range(0, 4).Select(k => shared.Concat(new[] { k, k + 1 }).ToArray()).ToArray();
-        var p = new SamplingParams(Temperature: 0, MaxTokens: 12);
-        using var plain = new PagedGenerator(w, new GeneratorSettings(NumBlocks: 200, BlockSize: 8));
-        using var cached = new PagedGenerator(w, new GeneratorSettings(NumBlocks: 200, BlockSize: 8, EnablePrefixCaching: true));
+        var p = new SamplingParams { N = 1, Temperature = 0, MaxTokens = 12 };
+        using var plain = new PagedGenerator(w, new GenerationSettings { NumBlocks = 200, BlockSize = 8 });
+        using var cached = new PagedGenerator(w, new GenerationSettings { NumBlocks = 200, BlockSize = 8, EnablePrefixCaching = true });
         var want = plain.Generate(prompts, p);
         cached.Generate(prompts[..1], p);
         var hitsBefore = cached.Blocks.PrefixCacheHits;
@@ -252,11 +253,11 @@ public class PagedGeneratorTests
     public void Generating_leaks_neither_blocks_nor_tensors()
     {
         using var w = Weights();
-        using var g = new PagedGenerator(w, new GeneratorSettings(NumBlocks: 60, BlockSize: 4, Watermark: 0));
+        using var g = new PagedGenerator(w, new GenerationSettings { NumBlocks = 60, BlockSize = 4, Watermark = 0 });
         var prompts = Prompts(6, 10);
-        g.Generate(prompts, new SamplingParams(N: 2, Temperature: 1, MaxTokens: 15, StopTokenIds: [0], Seed: 2));
+        g.Generate(prompts, new SamplingParams { N = 2, Temperature = 1, MaxTokens = 15, StopTokenIds = [0], Seed = 2 });
         var live = Torch.LiveTensors;
-        g.Generate(prompts, new SamplingParams(N: 2, Temperature: 1, MaxTokens: 15, StopTokenIds: [0], Seed: 3));
+        g.Generate(prompts, new SamplingParams { N = 2, Temperature = 1, MaxTokens = 15, StopTokenIds = [0], Seed = 3 });
         Assert.Equal(live, Torch.LiveTensors);
         Assert.Equal(g.NumBlocks, g.Blocks.NumFreeBlocks);
         Assert.Equal(0, g.NumUnfinishedRequests);
@@ -266,11 +267,11 @@ public class PagedGeneratorTests
     public void Invalid_requests_are_refused_with_reasons()
     {
         using var w = Weights();
-        using var g = new PagedGenerator(w, new GeneratorSettings(NumBlocks: 10, BlockSize: 4));
-        Assert.Throws<ArgumentException>(() => g.AddRequest([], new SamplingParams()));
-        Assert.Throws<ArgumentException>(() => g.AddRequest([Vocab], new SamplingParams()));
-        Assert.Throws<ArgumentException>(() => g.AddRequest([1], new SamplingParams(TopP: 0)));
-        Assert.Throws<InvalidOperationException>(() => g.AddRequest(new int[60], new SamplingParams()));   // 15 blocks > 10
-        Assert.Throws<ArgumentException>(() => g.AddRequest([1], new SamplingParams(N: 300)));             // n > max_num_seqs
+        using var g = new PagedGenerator(w, new GenerationSettings { NumBlocks = 10, BlockSize = 4 });
+        Assert.Throws<ArgumentException>(() => g.AddRequest([], new SamplingParams { N = 1, Temperature = 1.0 }));
+        Assert.Throws<ArgumentException>(() => g.AddRequest([Vocab], new SamplingParams { N = 1, Temperature = 1.0 }));
+        Assert.Throws<ArgumentException>(() => g.AddRequest([1], new SamplingParams { N = 1, Temperature = 1.0, TopP = 0 }));
+        Assert.Throws<InvalidOperationException>(() => g.AddRequest(new int[60], new SamplingParams { N = 1, Temperature = 1.0 }));   // 15 blocks > 10
+        Assert.Throws<ArgumentException>(() => g.AddRequest([1], new SamplingParams { Temperature = 1.0, N = 300 }));             // n > max_num_seqs
     }
 }

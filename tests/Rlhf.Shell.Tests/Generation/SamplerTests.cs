@@ -22,10 +22,10 @@ public class SamplerTests
     {
         using var scope = Torch.NewScope();
         var x = Torch.From([0f, 5f, 1f, 4f, 2f, 3f], 1, 6);
-        Assert.Equal([false, true, false, true, false, true], Kept(Sampler.ProcessLogits(x, [Row(new(TopK: 3))])));
+        Assert.Equal([false, true, false, true, false, true], Kept(Sampler.ProcessLogits(x, [Row(new SamplingParams { N = 1, Temperature = 1.0, TopK = 3 })])));
         var ties = Torch.From([1f, 2f, 2f, 2f, 0f], 1, 5);
-        Assert.Equal([false, true, true, true, false], Kept(Sampler.ProcessLogits(ties, [Row(new(TopK: 2))])));
-        Assert.All(Kept(Sampler.ProcessLogits(x, [Row(new(TopK: 0))])), Assert.True);
+        Assert.Equal([false, true, true, true, false], Kept(Sampler.ProcessLogits(ties, [Row(new SamplingParams { N = 1, Temperature = 1.0, TopK = 2 })])));
+        Assert.All(Kept(Sampler.ProcessLogits(x, [Row(new SamplingParams { N = 1, Temperature = 1.0, TopK = 0 })])), Assert.True);
     }
 
     [Fact]
@@ -33,10 +33,10 @@ public class SamplerTests
     {
         using var scope = Torch.NewScope();
         var x = Logits(0.1, 0.4, 0.2, 0.3);
-        Assert.Equal([false, true, false, true], Kept(Sampler.ProcessLogits(x, [Row(new(TopP: 0.6))])));   // 0.4 + 0.3 ≥ 0.6
-        Assert.Equal([false, true, true, true], Kept(Sampler.ProcessLogits(x, [Row(new(TopP: 0.75))])));  // needs 0.2 too
-        Assert.Equal([false, true, false, false], Kept(Sampler.ProcessLogits(x, [Row(new(TopP: 0.01))]))); // top token stays
-        Assert.All(Kept(Sampler.ProcessLogits(x, [Row(new(TopP: 1.0))])), Assert.True);
+        Assert.Equal([false, true, false, true], Kept(Sampler.ProcessLogits(x, [Row(new SamplingParams { N = 1, Temperature = 1.0, TopP = 0.6 })])));   // 0.4 + 0.3 ≥ 0.6
+        Assert.Equal([false, true, true, true], Kept(Sampler.ProcessLogits(x, [Row(new SamplingParams { N = 1, Temperature = 1.0, TopP = 0.75 })])));  // needs 0.2 too
+        Assert.Equal([false, true, false, false], Kept(Sampler.ProcessLogits(x, [Row(new SamplingParams { N = 1, Temperature = 1.0, TopP = 0.01 })]))); // top token stays
+        Assert.All(Kept(Sampler.ProcessLogits(x, [Row(new SamplingParams { N = 1, Temperature = 1.0, TopP = 1.0 })])), Assert.True);
     }
 
     [Fact]
@@ -44,8 +44,8 @@ public class SamplerTests
     {
         using var scope = Torch.NewScope();
         var x = Logits(0.5, 0.25, 0.15, 0.1);
-        Assert.Equal([true, true, true, false], Kept(Sampler.ProcessLogits(x, [Row(new(MinP: 0.25))])));   // threshold 0.125
-        Assert.Equal([true, true, false, false], Kept(Sampler.ProcessLogits(x, [Row(new(MinP: 0.4))])));   // threshold 0.2
+        Assert.Equal([true, true, true, false], Kept(Sampler.ProcessLogits(x, [Row(new SamplingParams { N = 1, Temperature = 1.0, MinP = 0.25 })])));   // threshold 0.125
+        Assert.Equal([true, true, false, false], Kept(Sampler.ProcessLogits(x, [Row(new SamplingParams { N = 1, Temperature = 1.0, MinP = 0.4 })])));   // threshold 0.2
     }
 
     [Fact]
@@ -54,11 +54,11 @@ public class SamplerTests
         using var scope = Torch.NewScope();
         var x = Logits(0.1, 0.4, 0.2, 0.3);
         // At T = 0.25 the head sharpens: p ∝ p^4 → 0.4 holds ~0.72 of the mass, so top-p 0.7 keeps it alone.
-        Assert.Equal([false, true, false, false], Kept(Sampler.ProcessLogits(x, [Row(new(Temperature: 0.25, TopP: 0.7))])));
+        Assert.Equal([false, true, false, false], Kept(Sampler.ProcessLogits(x, [Row(new SamplingParams { N = 1, Temperature = 0.25, TopP = 0.7 })])));
         // At T = 1 the same top-p needs two tokens.
-        Assert.Equal([false, true, false, true], Kept(Sampler.ProcessLogits(x, [Row(new(TopP: 0.7))])));
+        Assert.Equal([false, true, false, true], Kept(Sampler.ProcessLogits(x, [Row(new SamplingParams { N = 1, Temperature = 1.0, TopP = 0.7 })])));
         // Processed logits are the temperature-scaled ones where kept.
-        var p = Sampler.ProcessLogits(x, [Row(new(Temperature: 0.5))]);
+        var p = Sampler.ProcessLogits(x, [Row(new SamplingParams { N = 1, Temperature = 0.5 })]);
         Assert.True(p.AllClose(x / 0.5, 1e-6, 1e-6));
     }
 
@@ -67,7 +67,7 @@ public class SamplerTests
     {
         using var scope = Torch.NewScope();
         var x = Torch.Cat([Logits(0.1, 0.4, 0.2, 0.3), Logits(0.1, 0.4, 0.2, 0.3), Logits(0.5, 0.25, 0.15, 0.1)]);
-        var p = Sampler.ProcessLogits(x, [Row(new(TopK: 2, TopP: 0.5)), Row(new()), Row(new(TopK: 3, MinP: 0.4))]);
+        var p = Sampler.ProcessLogits(x, [Row(new SamplingParams { N = 1, Temperature = 1.0, TopK = 2, TopP = 0.5 }), Row(new SamplingParams { N = 1, Temperature = 1.0 }), Row(new SamplingParams { N = 1, Temperature = 1.0, TopK = 3, MinP = 0.4 })]);
         // Row 0: top-k keeps {0.4, 0.3}; top-p over those renormalised (0.57, 0.43) keeps 0.4 alone.
         // Row 1: untouched. Row 2: top-k drops 0.1; min-p 0.4 of the renormalised top (0.556) is 0.222: 0.25/0.9 stays, 0.15/0.9 goes.
         Assert.Equal([false, true, false, false, true, true, true, true, true, true, false, false], Kept(p));
@@ -79,7 +79,7 @@ public class SamplerTests
         using var scope = Torch.NewScope();
         var x = Torch.From([0.1f, 2f, 1.9f, -3f], 1, 4);
         for (ulong s = 0; s < 20; s++)
-            Assert.Equal(1, Sampler.Sample(x, [Row(new(Temperature: 0), s)]).Tokens[0]);
+            Assert.Equal(1, Sampler.Sample(x, [Row(new SamplingParams { N = 1, Temperature = 0 }, s)]).Tokens[0]);
     }
 
     [Fact]
@@ -87,7 +87,7 @@ public class SamplerTests
     {
         using var scope = Torch.NewScope();
         var x = Logits(0.05, 0.45, 0.2, 0.3);
-        var p = new SamplingParams(TopK: 3);                     // support {1, 2, 3}, probabilities 0.45/0.95, 0.2/0.95, 0.3/0.95
+        var p = new SamplingParams { N = 1, Temperature = 1.0, TopK = 3 };                     // support {1, 2, 3}, probabilities 0.45/0.95, 0.2/0.95, 0.3/0.95
         const int n = 4000;
         var rows = Enumerable.Range(0, n).Select(i => Row(p, (ulong)i)).ToList();
         var many = Torch.Cat(Enumerable.Repeat(x, n).ToList());
@@ -117,7 +117,7 @@ public class SamplerTests
                 using var gen = new Generator((ulong)c.seed);
                 var v = 50;
                 var mine = Torch.Randn([1, v], gen) * 3;
-                var p = new SamplingParams(Temperature: 0.8, TopP: 0.9, TopK: 20, MinP: 0.01);
+                var p = new SamplingParams { N = 1, Temperature = 0.8, TopP = 0.9, TopK = 20, MinP = 0.01 };
                 var alone = Sampler.Sample(mine, [Row(p, (ulong)c.seed, 7)]);
                 var rows = new List<SampleRow>();
                 var logits = new List<Tensor>();
@@ -125,7 +125,7 @@ public class SamplerTests
                 for (var i = 0; i <= c.others; i++)
                 {
                     if (i == at) { rows.Add(Row(p, (ulong)c.seed, 7)); logits.Add(mine); }
-                    else { rows.Add(Row(new SamplingParams(Temperature: 1.3, TopK: 5), (ulong)(c.seed + 1000 + i), i)); logits.Add(Torch.Randn([1, v], gen)); }
+                    else { rows.Add(Row(new SamplingParams { N = 1, Temperature = 1.3, TopK = 5 }, (ulong)(c.seed + 1000 + i), i)); logits.Add(Torch.Randn([1, v], gen)); }
                 }
                 var mixed = Sampler.Sample(Torch.Cat(logits), rows);
                 Assert.Equal(alone.Tokens[0], mixed.Tokens[at]);
@@ -138,7 +138,7 @@ public class SamplerTests
     {
         using var scope = Torch.NewScope();
         var x = Torch.Zeros([1, 1000]);                          // uniform over 1000 tokens
-        var p = new SamplingParams();
+        var p = new SamplingParams { N = 1, Temperature = 1.0 };
         var bySeed = Enumerable.Range(0, 50).Select(s => Sampler.Sample(x, [Row(p, (ulong)s)]).Tokens[0]).Distinct().Count();
         var byStep = Enumerable.Range(0, 50).Select(s => Sampler.Sample(x, [Row(p, 3, s)]).Tokens[0]).Distinct().Count();
         Assert.True(bySeed > 40 && byStep > 40, $"{bySeed} distinct tokens over seeds, {byStep} over steps");
@@ -151,7 +151,7 @@ public class SamplerTests
         using var scope = Torch.NewScope();
         using var gen = new Generator(3);
         var x = Torch.Randn([3, 30], gen) * 2;
-        var ps = new[] { new SamplingParams(Temperature: 0.7), new SamplingParams(Temperature: 0.7, TopK: 4), new SamplingParams(Temperature: 0) };
+        var ps = new[] { new SamplingParams { N = 1, Temperature = 0.7 }, new SamplingParams { N = 1, Temperature = 0.7, TopK = 4 }, new SamplingParams { N = 1, Temperature = 0 } };
         var rows = ps.Select((p, i) => Row(p, (ulong)i)).ToList();
         var o = Sampler.Sample(x, rows);
         var processed = Sampler.ProcessLogits(x, rows).LogSoftmax(-1);
@@ -171,7 +171,7 @@ public class SamplerTests
     {
         using var scope = Torch.NewScope();
         var x = Torch.From([0f, 10f, 9f, 0f], 1, 4);
-        var p = new SamplingParams(Temperature: 0, StopTokenIds: [1], MinTokens: 2);
+        var p = new SamplingParams { N = 1, Temperature = 0, StopTokenIds = [1], MinTokens = 2 };
         var masked = Sampler.Sample(x, [Row(p, 0, 0, mask: true)]);
         Assert.Equal(2, masked.Tokens[0]);
         Assert.True(float.IsNegativeInfinity(Sampler.ProcessLogits(x, [Row(p, 0, 0, mask: true)])[0][1].Item<float>()));

@@ -9,7 +9,7 @@ public class SchedulerTests
     private SequenceGroup Group(string id, int promptLen, int n = 1)
     {
         var prompt = Enumerable.Range(1, promptLen).ToArray();
-        return new SequenceGroup(id, nextId, prompt, new SamplingParams(N: n), new Sequence(nextId++, 0, 0, new List<int>(prompt), promptLen));
+        return new SequenceGroup(id, nextId, prompt, new SamplingParams { Temperature = 1.0, N = n }, new Sequence(nextId++, 0, 0, new List<int>(prompt), promptLen));
     }
 
     /// <summary>What the engine does after a forward: everything scheduled is computed, and each sequence gets one new token.</summary>
@@ -27,7 +27,7 @@ public class SchedulerTests
     [Fact]
     public void Token_budget_admits_in_arrival_order_and_mixes_prefill_with_decode()
     {
-        var s = new Scheduler(new BlockManager(100, 4), new SchedulerSettings(MaxNumBatchedTokens: 50, MaxNumSeqs: 8));
+        var s = new Scheduler(new BlockManager(100, 4, enablePrefixCaching: false, watermark: 0), maxNumBatchedTokens: 50, maxNumSeqs: 8);
         s.Add(Group("a", 20)); s.Add(Group("b", 20)); s.Add(Group("c", 20));
         var o1 = s.Schedule();
         Assert.Equal(["a:p", "b:p"], Ids(o1));
@@ -41,7 +41,7 @@ public class SchedulerTests
     [Fact]
     public void Max_num_seqs_counts_the_n_samples_of_an_unforked_request()
     {
-        var s = new Scheduler(new BlockManager(100, 4), new SchedulerSettings(MaxNumBatchedTokens: 100, MaxNumSeqs: 3));
+        var s = new Scheduler(new BlockManager(100, 4, enablePrefixCaching: false, watermark: 0), maxNumBatchedTokens: 100, maxNumSeqs: 3);
         s.Add(Group("a", 5, n: 2)); s.Add(Group("b", 5, n: 2));
         Assert.Equal(["a:p"], Ids(s.Schedule()));
         Assert.Single(s.Waiting);
@@ -50,7 +50,7 @@ public class SchedulerTests
     [Fact]
     public void A_request_that_does_not_fit_blocks_the_queue_first_come_first_served()
     {
-        var s = new Scheduler(new BlockManager(10, 4), new SchedulerSettings(MaxNumBatchedTokens: 100, MaxNumSeqs: 8));
+        var s = new Scheduler(new BlockManager(10, 4, enablePrefixCaching: false, watermark: 0), maxNumBatchedTokens: 100, maxNumSeqs: 8);
         s.Add(Group("a", 24));                                          // 6 blocks
         s.Add(Group("b", 20));                                          // 5 blocks: does not fit beside a
         s.Add(Group("c", 4));                                           // would fit, but may not overtake b
@@ -61,8 +61,8 @@ public class SchedulerTests
     [Fact]
     public void Running_out_of_blocks_preempts_the_newest_request_and_requeues_it_first()
     {
-        var bm = new BlockManager(6, 4);
-        var s = new Scheduler(bm, new SchedulerSettings(MaxNumBatchedTokens: 100, MaxNumSeqs: 8));
+        var bm = new BlockManager(6, 4, enablePrefixCaching: false, watermark: 0);
+        var s = new Scheduler(bm, maxNumBatchedTokens: 100, maxNumSeqs: 8);
         s.Add(Group("a", 8)); s.Add(Group("b", 8)); s.Add(Group("c", 8)); s.Add(Group("d", 4));
         var o1 = s.Schedule();
         Assert.Equal(["a:p", "b:p", "c:p"], Ids(o1));                   // 6 blocks used; d waits
@@ -88,7 +88,7 @@ public class SchedulerTests
     [Fact]
     public void A_request_larger_than_the_token_budget_runs_alone_instead_of_never()
     {
-        var s = new Scheduler(new BlockManager(100, 4), new SchedulerSettings(MaxNumBatchedTokens: 16, MaxNumSeqs: 4));
+        var s = new Scheduler(new BlockManager(100, 4, enablePrefixCaching: false, watermark: 0), maxNumBatchedTokens: 16, maxNumSeqs: 4);
         s.Add(Group("big", 40)); s.Add(Group("small", 4));
         Assert.Equal(["big:p"], Ids(s.Schedule()));
     }
@@ -96,7 +96,7 @@ public class SchedulerTests
     [Fact]
     public void A_cache_too_small_for_a_request_is_reported()
     {
-        var s = new Scheduler(new BlockManager(4, 4), new SchedulerSettings(MaxNumBatchedTokens: 100, MaxNumSeqs: 4));
+        var s = new Scheduler(new BlockManager(4, 4, enablePrefixCaching: false, watermark: 0), maxNumBatchedTokens: 100, maxNumSeqs: 4);
         Assert.Throws<InvalidOperationException>(() => s.Add(Group("huge", 17)));
     }
 }

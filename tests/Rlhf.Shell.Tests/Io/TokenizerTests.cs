@@ -10,7 +10,7 @@ namespace Rlhf.Shell.Tests.Io;
 public class TokenizerTests
 {
     /// <summary>Byte b's character gets id b; merges get ids 256, 257, … in order.</summary>
-    private static string TokenizerJson(string[] merges, string preTokenizer = "gpt2", bool pairMerges = false, bool ignoreMerges = false,
+    internal static string TokenizerJson(string[] merges, string preTokenizer = "gpt2", bool pairMerges = false, bool ignoreMerges = false,
         bool nfc = false, (int Id, string Content, bool Special)[]? added = null)
     {
         var vocab = new JsonObject();
@@ -123,25 +123,25 @@ public class TokenizerTests
     public void Added_and_special_tokens_are_split_out_first()
     {
         var tok = ByteLevelBpeTokenizer.FromJson(TokenizerJson(HelloMerges, "llama3",
-            added: [(300, "<|begin_of_text|>", true), (301, "<|eot_id|>", true), (302, "<|eot_id|>x", false)]));
-        Assert.Equal(300, tok.BosId);
-        Assert.Equal(new[] { 300, 259, 301, '!' }, tok.Encode("<|begin_of_text|>hello<|eot_id|>!"));
-        Assert.Equal(new[] { 302 }, tok.Encode("<|eot_id|>x"));            // longest match wins
+            added: [(263, "<|begin_of_text|>", true), (264, "<|eot_id|>", true), (265, "<|eot_id|>x", false)]));
+        Assert.Equal(263, tok.BosId);
+        Assert.Equal(new[] { 263, 259, 264, '!' }, tok.Encode("<|begin_of_text|>hello<|eot_id|>!"));
+        Assert.Equal(new[] { 265 }, tok.Encode("<|eot_id|>x"));            // longest match wins
         var ids = tok.Encode("<|begin_of_text|>hello<|eot_id|>!");
         Assert.Equal("<|begin_of_text|>hello<|eot_id|>!", tok.Decode(ids));
         Assert.Equal("hello!", tok.Decode(ids, skipSpecialTokens: true));
-        Assert.Equal(303, tok.VocabSize);
+        Assert.Equal(266, tok.VocabSize);
     }
 
     [Fact]
     public void Malformed_tokenizer_json_names_the_file()
     {
         var ex = Assert.Throws<HfFormatException>(() => ByteLevelBpeTokenizer.FromJson(TokenizerJson(["q z"]).Replace("\"qz\"", "\"qq\""), "/t/tokenizer.json"));
-        Assert.StartsWith("/t/tokenizer.json", ex.Message);
-        Assert.Contains("'qz'", ex.Message);
+        Assert.StartsWith("/t/tokenizer.json: model.merges[0]: ", ex.Message);
+        Assert.Contains("\"qz\" is not in model.vocab", ex.Message);
         var wp = JsonNode.Parse(TokenizerJson([]))!;
         wp["model"]!["type"] = "WordPiece";
-        Assert.Contains("not BPE", Assert.Throws<HfFormatException>(() => ByteLevelBpeTokenizer.FromJson(wp.ToJsonString())).Message);
+        Assert.Contains("the model type \"WordPiece\" is not supported (only BPE)", Assert.Throws<HfFormatException>(() => ByteLevelBpeTokenizer.FromJson(wp.ToJsonString())).Message);
     }
 
     private static readonly Gen<string> Texts =
@@ -167,6 +167,94 @@ public class TokenizerTests
             var withSpecial = input + "<|endoftext|>" + input;
             Assert.Equal(withSpecial, tok.Decode(tok.Encode(withSpecial)));
         }));
+    }
+
+    /// <summary>
+    /// The plain-loop definition of BPE: scan for the lowest-ranked adjacent pair (leftmost on ties), merge it, repeat.
+    /// A repeated merge keeps its last rank.
+    /// </summary>
+    private static int[] NaiveBpe(string word, IReadOnlyList<(string L, string R)> merges, IReadOnlyDictionary<string, int> vocab)
+    {
+        var rank = new Dictionary<(string, string), int>();
+        for (var i = 0; i < merges.Count; i++) rank[merges[i]] = i;
+        var symbols = ByteLevel.Encode(Encoding.UTF8.GetBytes(word)).Select(c => c.ToString()).ToList();
+        while (true)
+        {
+            int best = -1, bestRank = int.MaxValue;
+            for (var i = 0; i + 1 < symbols.Count; i++)
+                if (rank.TryGetValue((symbols[i], symbols[i + 1]), out var r) && r < bestRank) { bestRank = r; best = i; }
+            if (best < 0) break;
+            symbols[best] += symbols[best + 1];
+            symbols.RemoveAt(best + 1);
+        }
+        return symbols.Select(t => vocab[t]).ToArray();
+    }
+
+    [Fact]
+    public void Heap_bpe_equals_the_plain_loop_on_random_merge_tables_and_words()
+    {
+        // Merges over a three-letter alphabet, built so that every merge's parts exist; words long enough for cascades.
+        var mergeTables = Gen.Choose(1, 60).SelectMany(n => Gen.ArrayOf(Gen.Choose(0, 1 << 20), n)).Select(seeds =>
+        {
+            var tokens = new List<string> { "a", "b", "c" };
+            var merges = new List<(string, string)>();
+            foreach (var s in seeds)
+            {
+                var l = tokens[s % tokens.Count];
+                var r = tokens[(s / 7) % tokens.Count];
+                merges.Add((l, r));
+                if (!tokens.Contains(l + r)) tokens.Add(l + r);
+            }
+            return merges;
+        });
+        var words = Gen.Choose(0, 200).SelectMany(n => Gen.ArrayOf(Gen.Elements('a', 'b', 'c'), n)).Select(cs => new string(cs));
+        Check.One(FsCheck.Config.QuickThrowOnFailure.WithMaxTest(300).WithQuietOnSuccess(true), Prop.ForAll(Arb.From(mergeTables), Arb.From(words), (merges, word) =>
+        {
+            var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (var b = 0; b < 256; b++) vocab[ByteLevel.ByteToChar[b].ToString()] = b;
+            foreach (var (l, r) in merges) vocab.TryAdd(l + r, vocab.Count);
+            var model = new BpeModel(vocab, merges, ignoreMerges: false, unkToken: null, fuseUnk: false);
+            Assert.Equal(NaiveBpe(word, merges, vocab), model.Tokenize(word));
+        }));
+    }
+
+    [Fact]
+    public void A_megabyte_word_merges_in_n_log_n()
+    {
+        // One pre-token of 2^20 letters: the plain loop would take ~10^12 steps; the heap finishes in about a second.
+        var model = new BpeModel(Enumerable.Range(0, 256).ToDictionary(b => ByteLevel.ByteToChar[b].ToString(), b => b)
+            .Concat([new KeyValuePair<string, int>("aa", 256), new("aaaa", 257)]).ToDictionary(), [("a", "a"), ("aa", "aa")], false, null, false);
+        var ids = model.Tokenize(new string('a', 1 << 20));
+        Assert.Equal(1 << 18, ids.Length);
+        Assert.All(ids, id => Assert.Equal(257, id));
+    }
+
+    private static IReadOnlyList<string> SplitOnly(SplitPreTokenizer step)
+    {
+        var vocab = Enumerable.Range(0, 256).ToDictionary(b => ByteLevel.ByteToChar[b].ToString(), b => b);
+        return new ByteLevelBpeTokenizer(vocab, [], preTokenizers: [step]).PreTokenize("How are you doing?");
+    }
+
+    // The cases of tokenizers' own Split tests (src/pre_tokenizers/split.rs, `basic`): the pattern matches words and
+    // punctuation, inverted, so the spaces are what each behaviour acts on.
+    [Theory]
+    [InlineData(SplitBehavior.Removed, new[] { "How", "are", "you", "doing", "?" })]
+    [InlineData(SplitBehavior.Isolated, new[] { "How", " ", "are", " ", "you", " ", "doing", "?" })]
+    [InlineData(SplitBehavior.MergedWithPrevious, new[] { "How ", "are ", "you ", "doing", "?" })]
+    [InlineData(SplitBehavior.MergedWithNext, new[] { "How", " are", " you", " doing", "?" })]
+    [InlineData(SplitBehavior.Contiguous, new[] { "How", " ", "are", " ", "you", " ", "doing?" })]
+    public void Split_behaviours_match_tokenizers_own_cases(SplitBehavior behavior, string[] expected) =>
+        Assert.Equal(expected, SplitOnly(new SplitPreTokenizer(@"\w+|[^\w\s]+", isRegex: true, behavior, invert: true)));
+
+    [Fact]
+    public void Literal_split_patterns_match_only_themselves()
+    {
+        var vocab = Enumerable.Range(0, 256).ToDictionary(b => ByteLevel.ByteToChar[b].ToString(), b => b);
+        IReadOnlyList<string> Pre(SplitPreTokenizer step, string text) => new ByteLevelBpeTokenizer(vocab, [], preTokenizers: [step]).PreTokenize(text);
+        Assert.Equal(["Hey,", "man!"], Pre(new SplitPreTokenizer(" ", isRegex: false, SplitBehavior.Removed), "Hey, man!"));
+        Assert.Equal(["Hello", "Hello", "Hello"], Pre(new SplitPreTokenizer("Hello", isRegex: false, SplitBehavior.Removed, invert: true), "Hello Hello Hello"));
+        // Regex metacharacters and astral characters in a literal are literal.
+        Assert.Equal(["a", ".*", "b", "𝐀", "c"], Pre(new SplitPreTokenizer(".*", isRegex: false), "a.*b𝐀c").SelectMany(p => Pre(new SplitPreTokenizer("𝐀", isRegex: false), p)).ToList());
     }
 
     [Fact]

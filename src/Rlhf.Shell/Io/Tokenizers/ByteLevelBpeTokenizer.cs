@@ -1,44 +1,40 @@
 using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 
 namespace Rlhf.Shell.Io.Tokenizers;
 
-/// <summary>A token added on top of the BPE vocabulary (HF <c>added_tokens</c>): matched verbatim before pre-tokenizing.</summary>
-public sealed record AddedToken(int Id, string Content, bool Special);
-
 /// <summary>
-/// Byte-level BPE as Hugging Face <c>tokenizers</c> runs it for GPT-2, Llama-3 and Qwen2:
-/// added tokens are split out first (longest match, leftmost); the rest is normalised (NFC for Qwen2), cut into
-/// pre-tokens by the family's regex, each pre-token's UTF-8 bytes mapped to characters (<see cref="ByteLevel"/>),
-/// and merged pairwise — always the lowest-ranked adjacent pair, leftmost on ties — until no merge applies.
-/// With <c>ignore_merges</c>, a pre-token that is itself in the vocabulary is emitted whole.
+/// Byte-level BPE as Hugging Face <c>tokenizers</c> runs it for GPT-2, Llama-3 and Qwen2 (the pipeline of
+/// <c>Tokenizer::encode</c>): added tokens whose <c>normalized</c> flag is off are split out of the raw text first,
+/// the rest is normalised (NFC for Qwen2) and searched for the normalised added tokens, the remaining text is cut
+/// into pre-tokens by the pre-tokenizer steps (Split regexes over Unicode scalar values, ByteLevel), each pre-token's
+/// UTF-8 bytes are merged by <see cref="BpeModel"/>, and with special tokens the <see cref="PostProcessor"/> wraps
+/// the result (Llama-3's <c>&lt;|begin_of_text|&gt;</c>).
 /// </summary>
 public sealed class ByteLevelBpeTokenizer : ITokenizer
 {
-    private readonly Dictionary<string, int> vocab;
-    private readonly string[] idToToken;
-    private readonly Dictionary<(string, string), int> ranks;
+    private readonly BpeModel model;
+    private readonly string?[] idToToken;
     private readonly Dictionary<int, AddedToken> added;
-    private readonly Regex? addedRegex;
     private readonly Dictionary<string, AddedToken> addedByContent;
-    private readonly Regex preTokenizer;
-    private readonly ConcurrentDictionary<string, int[]> cache = new();
+    private readonly AddedTokenMatcher rawAdded;
+    private readonly AddedTokenMatcher normalizedAdded;
+    private readonly ConcurrentDictionary<string, int[]> cache = new(StringComparer.Ordinal);
+    private readonly TokenizerLimits limits;
 
-    /// <summary>Builds a tokenizer from its parts (ranks are the merges' order).</summary>
+    /// <summary>
+    /// Builds a tokenizer from its parts: ranks are the merges' order; <paramref name="preTokenizers"/> default to
+    /// GPT-2's ByteLevel step; <paramref name="normalizers"/> are applied in order. Throws
+    /// <see cref="ArgumentException"/> for a merge or unknown token outside the vocabulary, or an id beyond the limits.
+    /// </summary>
     public ByteLevelBpeTokenizer(IReadOnlyDictionary<string, int> vocab, IReadOnlyList<(string Left, string Right)> merges,
-        IReadOnlyList<AddedToken>? addedTokens = null, string? pattern = null, bool nfc = false, bool ignoreMerges = false, bool addPrefixSpace = false)
+        IReadOnlyList<AddedToken>? addedTokens = null, IReadOnlyList<PreTokenizer>? preTokenizers = null,
+        IReadOnlyList<NormalizationForm>? normalizers = null, PostProcessor? postProcessor = null, bool ignoreMerges = false,
+        string? unkToken = null, bool fuseUnk = false, TokenizerLimits? limits = null)
     {
-        this.vocab = new Dictionary<string, int>(vocab, StringComparer.Ordinal);
-        ranks = new Dictionary<(string, string), int>();
-        for (var i = 0; i < merges.Count; i++)
-        {
-            var (l, r) = merges[i];
-            if (!this.vocab.ContainsKey(l + r)) throw new ArgumentException($"merge {i} ('{l}' '{r}') produces '{l + r}', which is not in the vocabulary");
-            ranks.TryAdd((l, r), i);
-        }
+        this.limits = limits ?? TokenizerLimits.Default;
+        model = new BpeModel(vocab, merges, ignoreMerges, unkToken, fuseUnk);
         added = new Dictionary<int, AddedToken>();
         addedByContent = new Dictionary<string, AddedToken>(StringComparer.Ordinal);
         foreach (var a in addedTokens ?? [])
@@ -46,17 +42,18 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
             added[a.Id] = a;
             addedByContent[a.Content] = a;
         }
-        if (addedByContent.Count > 0)
-            addedRegex = new Regex(string.Join("|", addedByContent.Keys.OrderByDescending(k => k.Length).Select(Regex.Escape)), RegexOptions.CultureInvariant);
-        Pattern = pattern ?? PreTokenizerPatterns.Gpt2;
-        preTokenizer = PreTokenizerPatterns.Compile(Pattern);
-        Nfc = nfc;
-        IgnoreMerges = ignoreMerges;
-        AddPrefixSpace = addPrefixSpace;
-        var size = Math.Max(this.vocab.Count == 0 ? 0 : this.vocab.Values.Max() + 1, added.Count == 0 ? 0 : added.Keys.Max() + 1);
-        idToToken = new string[size];
-        foreach (var (tok, id) in this.vocab) idToToken[id] = tok;
-        VocabSize = size;
+        PreTokenizers = preTokenizers ?? [new ByteLevelPreTokenizer(addPrefixSpace: false, useRegex: true)];
+        Normalizers = normalizers ?? [];
+        rawAdded = new AddedTokenMatcher(addedByContent.Values.Where(a => !a.Normalized).Select(a => (a.Content, a)));
+        normalizedAdded = new AddedTokenMatcher(addedByContent.Values.Where(a => a.Normalized).Select(a => (Normalize(a.Content), a)));
+        PostProcessor = postProcessor;
+        var maxId = -1;
+        foreach (var id in model.Vocab.Values) maxId = Math.Max(maxId, id);
+        foreach (var id in added.Keys) maxId = Math.Max(maxId, id);
+        if (maxId >= this.limits.MaxVocabularySize) throw new ArgumentException($"id {maxId} is not below the bound of {this.limits.MaxVocabularySize} ids");
+        VocabSize = maxId + 1;
+        idToToken = new string?[VocabSize];
+        foreach (var (tok, id) in model.Vocab) idToToken[id] = tok;
         foreach (var a in added.Values)
         {
             if (a.Special && a.Content is "<|endoftext|>" or "<|end_of_text|>" or "<|im_end|>" or "</s>" or "<eos>") EosId ??= a.Id;
@@ -65,14 +62,14 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         }
     }
 
-    /// <summary>The pre-tokenizer regex in HF syntax.</summary>
-    public string Pattern { get; }
-    /// <summary>Whether text is NFC-normalised first (Qwen2).</summary>
-    public bool Nfc { get; }
+    /// <summary>The pre-tokenizer steps, in order.</summary>
+    public IReadOnlyList<PreTokenizer> PreTokenizers { get; }
+    /// <summary>The Unicode normalisations applied before pre-tokenizing, in order (Qwen2: NFC).</summary>
+    public IReadOnlyList<NormalizationForm> Normalizers { get; }
+    /// <summary>What <see cref="Encode(string, bool)"/> with special tokens wraps around the ids, or null.</summary>
+    public PostProcessor? PostProcessor { get; }
     /// <summary>Whether a pre-token found in the vocabulary is emitted whole (Llama-3).</summary>
-    public bool IgnoreMerges { get; }
-    /// <summary>Whether a space is prepended when the text does not start with one (ByteLevel <c>add_prefix_space</c>).</summary>
-    public bool AddPrefixSpace { get; }
+    public bool IgnoreMerges => model.IgnoreMerges;
     /// <summary>The added tokens by id.</summary>
     public IReadOnlyDictionary<int, AddedToken> AddedTokens => added;
 
@@ -86,149 +83,388 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     public int? BosId { get; set; }
 
     /// <summary>The id of a vocabulary or added token, or null.</summary>
-    public int? TokenToId(string token) => addedByContent.TryGetValue(token, out var a) ? a.Id : vocab.TryGetValue(token, out var id) ? id : null;
+    public int? TokenToId(string token) => addedByContent.TryGetValue(token, out var a) ? a.Id : model.Vocab.TryGetValue(token, out var id) ? id : null;
 
-    /// <summary>Reads a tokenizer.json file.</summary>
-    public static ByteLevelBpeTokenizer FromFile(string path)
+    /// <summary>Reads a tokenizer.json file (at most <see cref="TokenizerLimits.MaxFileBytes"/>, read without trusting its reported length).</summary>
+    public static ByteLevelBpeTokenizer FromFile(string path, TokenizerLimits? limits = null)
     {
+        limits ??= TokenizerLimits.Default;
         if (!File.Exists(path)) throw new HfFormatException(path, "tokenizer.json not found");
-        return FromJson(File.ReadAllText(path), path);
+        byte[] bytes;
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            using var buffer = new MemoryStream();
+            var chunk = new byte[1 << 16];
+            int n;
+            while ((n = stream.Read(chunk, 0, chunk.Length)) > 0)
+            {
+                if (buffer.Length + n > limits.MaxFileBytes)
+                    throw new HfFormatException(path, $"larger than the bound of {limits.MaxFileBytes} bytes for a tokenizer.json");
+                buffer.Write(chunk, 0, n);
+            }
+            bytes = buffer.ToArray();
+        }
+        catch (Exception e) when (e is IOException and not HfFormatException or UnauthorizedAccessException)
+        {
+            throw new HfFormatException(path, $"cannot be read: {e.Message}", e);
+        }
+        return FromJson(bytes, path, limits);
+    }
+
+    /// <summary>Parses tokenizer.json text (see <see cref="FromJson(ReadOnlyMemory{byte}, string, TokenizerLimits?)"/>).</summary>
+    public static ByteLevelBpeTokenizer FromJson(string json, string path = "tokenizer.json", TokenizerLimits? limits = null) =>
+        FromJson(Encoding.UTF8.GetBytes(json), path, limits);
+
+    /// <summary>
+    /// Parses tokenizer.json: a BPE <c>model</c> (vocab; merges as "a b" strings or ["a", "b"] pairs;
+    /// <c>ignore_merges</c>, <c>unk_token</c>, <c>fuse_unk</c>), <c>added_tokens</c> with their flags, a normalizer
+    /// (NFC, NFD, NFKC, NFKD, Sequence), a pre-tokenizer (ByteLevel, Split, Digits, Sequence; one ByteLevel is required)
+    /// and a post-processor (TemplateProcessing, ByteLevel, RobertaProcessing, BertProcessing, Sequence). Every value's
+    /// JSON type is checked before use; anything wrong or unsupported is one <see cref="HfFormatException"/> naming
+    /// <paramref name="path"/>, the JSON path and what was expected.
+    /// </summary>
+    public static ByteLevelBpeTokenizer FromJson(ReadOnlyMemory<byte> utf8, string path = "tokenizer.json", TokenizerLimits? limits = null)
+    {
+        limits ??= TokenizerLimits.Default;
+        var r = new TokenizerJsonReader(path, limits);
+        using var doc = r.Parse(utf8);
+        var root = r.Object(doc.RootElement, "");
+        var (vocab, merges, ignoreMerges, unkToken, fuseUnk) = ReadModel(r, r.Required(root, "", "model", "the model (an object)"));
+        var addedTokens = ReadAddedTokens(r, root, vocab);
+        var normalizers = new List<NormalizationForm>();
+        if (TokenizerJsonReader.Optional(root, "normalizer") is { } norm) ReadNormalizer(r, norm, "normalizer", normalizers);
+        var steps = new List<PreTokenizer>();
+        if (TokenizerJsonReader.Optional(root, "pre_tokenizer") is { } pre) ReadPreTokenizer(r, pre, "pre_tokenizer", steps);
+        if (!steps.OfType<ByteLevelPreTokenizer>().Any()) throw r.Error("pre_tokenizer", "not a byte-level tokenizer (no ByteLevel pre-tokenizer)");
+        var post = TokenizerJsonReader.Optional(root, "post_processor") is { } pp ? ReadPostProcessor(r, pp, "post_processor") : null;
+        try { return new ByteLevelBpeTokenizer(vocab, merges, addedTokens, steps, normalizers, post, ignoreMerges, unkToken, fuseUnk, limits); }
+        catch (ArgumentException e) { throw r.Error("model", e.Message); }
+    }
+
+    private static (Dictionary<string, int> Vocab, List<(string, string)> Merges, bool IgnoreMerges, string? Unk, bool FuseUnk) ReadModel(TokenizerJsonReader r, JsonElement model)
+    {
+        const string at = "model";
+        r.Object(model, at);
+        if (r.OptionalString(model, at, "type") is { } type && type != "BPE") throw r.Error("model.type", $"the model type {TokenizerJsonReader.Quote(type)} is not supported (only BPE)");
+        foreach (var k in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
+            if (r.OptionalString(model, at, k) is { Length: > 0 } s) throw r.Error(TokenizerJsonReader.Member(at, k), $"{TokenizerJsonReader.Quote(s)} is not supported by a byte-level BPE (expected null or \"\")");
+        if (TokenizerJsonReader.Optional(model, "dropout") is { } dropout)
+            if (dropout.ValueKind != JsonValueKind.Number || !dropout.TryGetDouble(out var p) || p != 0)
+                throw r.Expected("model.dropout", "null (BPE dropout is a training-time option and is not supported)", dropout);
+        if (r.OptionalBool(model, at, "byte_fallback", false)) throw r.Error("model.byte_fallback", "byte fallback is not supported by a byte-level BPE (expected false)");
+
+        var vocabNode = r.Object(r.Required(model, at, "vocab", "the vocabulary (an object of token → id)"), "model.vocab");
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var prop in vocabNode.EnumerateObject())
+        {
+            var keyPath = TokenizerJsonReader.Key("model.vocab", prop.Name);
+            if (prop.Name.Length > r.Limits.MaxTokenLength) throw r.Error(keyPath, $"a token of {prop.Name.Length} characters is longer than the bound of {r.Limits.MaxTokenLength}");
+            var id = r.Id(prop.Value, keyPath);
+            if (!vocab.TryAdd(prop.Name, id)) throw r.Error(keyPath, "the token appears twice in the vocabulary");
+        }
+
+        var merges = new List<(string, string)>();
+        if (TokenizerJsonReader.Optional(model, "merges") is { } mergesNode)
+        {
+            r.Array(mergesNode, "model.merges");
+            if (mergesNode.GetArrayLength() > r.Limits.MaxMerges) throw r.Error("model.merges", $"{mergesNode.GetArrayLength()} merges exceed the bound of {r.Limits.MaxMerges}");
+            var i = 0;
+            foreach (var m in mergesNode.EnumerateArray())
+            {
+                var mp = TokenizerJsonReader.Index("model.merges", i++);
+                const string expected = "a merge: \"left right\" or [\"left\", \"right\"]";
+                if (m.ValueKind == JsonValueKind.String)
+                {
+                    var s = r.String(m, mp);
+                    var parts = s.Split(' ');
+                    if (parts.Length != 2) throw r.Expected(mp, expected + " (two tokens separated by one space)", m);
+                    merges.Add((parts[0], parts[1]));
+                }
+                else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2)
+                    merges.Add((r.String(m[0], TokenizerJsonReader.Index(mp, 0)), r.String(m[1], TokenizerJsonReader.Index(mp, 1))));
+                else throw r.Expected(mp, expected, m);
+                var (left, right) = merges[^1];
+                foreach (var part in new[] { left, right, left + right })
+                    if (!vocab.ContainsKey(part))
+                        throw r.Error(mp, $"{(part == left + right ? "the merged token" : "the token")} {TokenizerJsonReader.Quote(part)} is not in model.vocab");
+            }
+        }
+        var ignoreMerges = r.OptionalBool(model, at, "ignore_merges", false);
+        var unk = r.OptionalString(model, at, "unk_token");
+        if (unk is not null && !vocab.ContainsKey(unk)) throw r.Error("model.unk_token", $"{TokenizerJsonReader.Quote(unk)} is not in model.vocab");
+        var fuseUnk = r.OptionalBool(model, at, "fuse_unk", false);
+        return (vocab, merges, ignoreMerges, unk, fuseUnk);
     }
 
     /// <summary>
-    /// Parses tokenizer.json text: a BPE <c>model</c> (vocab; merges as "a b" strings or ["a", "b"] pairs;
-    /// ignore_merges), <c>added_tokens</c>, a null/NFC <c>normalizer</c>, and a ByteLevel pre-tokenizer alone
-    /// (GPT-2 regex) or after a Split whose regex it uses (Llama-3, Qwen2). Anything else is an error naming
-    /// <paramref name="path"/>.
+    /// The added tokens with the ids <c>tokenizers</c> gives them when it loads the file (<c>AddedVocabulary::add_tokens</c>):
+    /// a content already in the vocabulary (or added before) keeps that id, every other one takes the next id from
+    /// the vocabulary's size on, in file order; the <c>id</c> written in the file must be a valid id but is not used
+    /// (tokenizers only warns when it differs). Empty contents are skipped.
     /// </summary>
-    public static ByteLevelBpeTokenizer FromJson(string json, string path = "tokenizer.json")
+    private static List<AddedToken> ReadAddedTokens(TokenizerJsonReader r, JsonElement root, Dictionary<string, int> vocab)
     {
-        JsonObject root;
-        try { root = JsonNode.Parse(json) as JsonObject ?? throw new HfFormatException(path, "tokenizer.json must be an object"); }
-        catch (JsonException e) { throw new HfFormatException(path, $"invalid JSON: {e.Message}", e); }
-        var model = root["model"] as JsonObject ?? throw new HfFormatException(path, "missing 'model'");
-        var type = model["type"]?.GetValue<string>();
-        if (type is not null and not "BPE") throw new HfFormatException(path, $"model type '{type}' is not BPE");
-        foreach (var k in new[] { "continuing_subword_prefix", "end_of_word_suffix", "dropout" })
-            if (model[k] is JsonValue v && !(v.TryGetValue<string>(out var s) && s == ""))
-                throw new HfFormatException(path, $"BPE option '{k}' = {v.ToJsonString()} is not supported");
-        var vocabNode = model["vocab"] as JsonObject ?? throw new HfFormatException(path, "missing 'model.vocab'");
-        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var (tok, id) in vocabNode) vocab[tok] = id!.GetValue<int>();
-        var merges = new List<(string, string)>();
-        if (model["merges"] is JsonArray ma)
-            foreach (var m in ma)
+        var byContent = new Dictionary<string, AddedToken>(StringComparer.Ordinal);
+        var order = new List<string>();
+        if (TokenizerJsonReader.Optional(root, "added_tokens") is not { } list) return [];
+        r.Array(list, "added_tokens");
+        if (list.GetArrayLength() > r.Limits.MaxAddedTokens) throw r.Error("added_tokens", $"{list.GetArrayLength()} added tokens exceed the bound of {r.Limits.MaxAddedTokens}");
+        var nextId = vocab.Count;
+        var i = 0;
+        foreach (var a in list.EnumerateArray())
+        {
+            var ap = TokenizerJsonReader.Index("added_tokens", i++);
+            r.Object(a, ap);
+            r.Id(r.Required(a, ap, "id", "a token id"), TokenizerJsonReader.Member(ap, "id"));
+            var content = r.String(r.Required(a, ap, "content", "the token's text (a string)"), TokenizerJsonReader.Member(ap, "content"));
+            var special = r.OptionalBool(a, ap, "special", false);
+            var flags = (SingleWord: r.OptionalBool(a, ap, "single_word", false), LStrip: r.OptionalBool(a, ap, "lstrip", false),
+                RStrip: r.OptionalBool(a, ap, "rstrip", false), Normalized: r.OptionalBool(a, ap, "normalized", !special));
+            if (content.Length == 0) continue;
+            int id;
+            if (byContent.TryGetValue(content, out var before)) id = before.Id;
+            else if (vocab.TryGetValue(content, out var inVocab)) id = inVocab;
+            else id = nextId++;
+            if (id >= r.Limits.MaxVocabularySize) throw r.Error(ap, $"the token would get id {id}, beyond the bound of {r.Limits.MaxVocabularySize} ids");
+            if (!byContent.ContainsKey(content)) order.Add(content);
+            byContent[content] = new AddedToken(id, content, special)
             {
-                if (m is JsonArray pair && pair.Count == 2) merges.Add((pair[0]!.GetValue<string>(), pair[1]!.GetValue<string>()));
-                else if (m is JsonValue sv && sv.TryGetValue<string>(out var s))
+                SingleWord = flags.SingleWord, LStrip = flags.LStrip, RStrip = flags.RStrip, Normalized = flags.Normalized,
+            };
+        }
+        return order.Select(c => byContent[c]).ToList();
+    }
+
+    private static void ReadNormalizer(TokenizerJsonReader r, JsonElement n, string at, List<NormalizationForm> output)
+    {
+        switch (r.Type(n, at))
+        {
+            case "NFC": output.Add(NormalizationForm.FormC); break;
+            case "NFD": output.Add(NormalizationForm.FormD); break;
+            case "NFKC": output.Add(NormalizationForm.FormKC); break;
+            case "NFKD": output.Add(NormalizationForm.FormKD); break;
+            case "Sequence":
+            {
+                var list = r.Array(r.Required(n, at, "normalizers", "a list of normalizers"), TokenizerJsonReader.Member(at, "normalizers"));
+                var i = 0;
+                foreach (var x in list.EnumerateArray()) ReadNormalizer(r, x, TokenizerJsonReader.Index(TokenizerJsonReader.Member(at, "normalizers"), i++), output);
+                break;
+            }
+            case var t: throw r.Error(TokenizerJsonReader.Member(at, "type"), $"the normalizer {TokenizerJsonReader.Quote(t)} is not supported (NFC, NFD, NFKC, NFKD, Sequence)");
+        }
+    }
+
+    private static void ReadPreTokenizer(TokenizerJsonReader r, JsonElement n, string at, List<PreTokenizer> output)
+    {
+        switch (r.Type(n, at))
+        {
+            case "Sequence":
+            {
+                var lp = TokenizerJsonReader.Member(at, "pretokenizers");
+                var list = r.Array(r.Required(n, at, "pretokenizers", "a list of pre-tokenizers"), lp);
+                var i = 0;
+                foreach (var x in list.EnumerateArray()) ReadPreTokenizer(r, x, TokenizerJsonReader.Index(lp, i++), output);
+                break;
+            }
+            case "ByteLevel":
+                output.Add(new ByteLevelPreTokenizer(r.OptionalBool(n, at, "add_prefix_space", false), r.OptionalBool(n, at, "use_regex", true)));
+                break;
+            case "Digits":
+                output.Add(new SplitPreTokenizer(r.OptionalBool(n, at, "individual_digits", false) ? @"\p{N}" : @"\p{N}+", isRegex: true, limits: r.Limits, file: r.File, jsonPath: at));
+                break;
+            case "Split":
+            {
+                var pp = TokenizerJsonReader.Member(at, "pattern");
+                var pattern = r.Object(r.Required(n, at, "pattern", "{\"Regex\": …} or {\"String\": …}"), pp);
+                string text;
+                bool isRegex;
+                string patternPath;
+                if (TokenizerJsonReader.Optional(pattern, "Regex") is { } re) { patternPath = TokenizerJsonReader.Member(pp, "Regex"); text = r.String(re, patternPath); isRegex = true; }
+                else if (TokenizerJsonReader.Optional(pattern, "String") is { } lit) { patternPath = TokenizerJsonReader.Member(pp, "String"); text = r.String(lit, patternPath); isRegex = false; }
+                else throw r.Expected(pp, "{\"Regex\": \"…\"} or {\"String\": \"…\"}", pattern);
+                var behavior = SplitBehavior.Isolated;
+                if (r.OptionalString(n, at, "behavior") is { } b && !(Enum.GetNames<SplitBehavior>().Contains(b) && Enum.TryParse(b, out behavior)))
+                    throw r.Error(TokenizerJsonReader.Member(at, "behavior"), $"expected one of Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous, found {TokenizerJsonReader.Quote(b)}");
+                var invert = r.OptionalBool(n, at, "invert", false);
+                output.Add(new SplitPreTokenizer(text, isRegex, behavior, invert, r.Limits, r.File, patternPath));
+                break;
+            }
+            case var t: throw r.Error(TokenizerJsonReader.Member(at, "type"), $"the pre-tokenizer {TokenizerJsonReader.Quote(t)} is not supported (ByteLevel, Split, Digits, Sequence)");
+        }
+    }
+
+    private static PostProcessor ReadPostProcessor(TokenizerJsonReader r, JsonElement n, string at)
+    {
+        switch (r.Type(n, at))
+        {
+            case "ByteLevel": return new ByteLevelProcessing();
+            case "Sequence":
+            {
+                var lp = TokenizerJsonReader.Member(at, "processors");
+                var list = r.Array(r.Required(n, at, "processors", "a list of post-processors"), lp);
+                var i = 0;
+                return new SequenceProcessing(list.EnumerateArray().Select(x => ReadPostProcessor(r, x, TokenizerJsonReader.Index(lp, i++))).ToList());
+            }
+            case "RobertaProcessing": return new RobertaProcessing(ReadIdPair(r, n, at, "cls"), ReadIdPair(r, n, at, "sep"));
+            case "BertProcessing": return new BertProcessing(ReadIdPair(r, n, at, "cls"), ReadIdPair(r, n, at, "sep"));
+            case "TemplateProcessing":
+            {
+                var sp = TokenizerJsonReader.Member(at, "special_tokens");
+                var specials = new Dictionary<string, IReadOnlyList<int>>(StringComparer.Ordinal);
+                foreach (var prop in r.Object(r.Required(n, at, "special_tokens", "an object of special tokens"), sp).EnumerateObject())
                 {
-                    var parts = s.Split(' ');
-                    if (parts.Length != 2) throw new HfFormatException(path, $"merge \"{s}\" is not two tokens separated by one space");
-                    merges.Add((parts[0], parts[1]));
+                    var kp = TokenizerJsonReader.Key(sp, prop.Name);
+                    var tok = r.Object(prop.Value, kp);
+                    var ids = r.Array(r.Required(tok, kp, "ids", "a list of token ids"), TokenizerJsonReader.Member(kp, "ids"));
+                    var tokens = r.Array(r.Required(tok, kp, "tokens", "a list of token strings"), TokenizerJsonReader.Member(kp, "tokens"));
+                    if (ids.GetArrayLength() != tokens.GetArrayLength())
+                        throw r.Error(kp, $"'ids' has {ids.GetArrayLength()} entries but 'tokens' has {tokens.GetArrayLength()}; they must be of the same length");
+                    var j = 0;
+                    specials[prop.Name] = ids.EnumerateArray().Select(x => r.Id(x, TokenizerJsonReader.Index(TokenizerJsonReader.Member(kp, "ids"), j++))).ToArray();
                 }
-                else throw new HfFormatException(path, $"merge {m?.ToJsonString()} is neither \"a b\" nor [\"a\", \"b\"]");
+                return new TemplateProcessing(ReadTemplate(r, n, at, "single", specials), ReadTemplate(r, n, at, "pair", specials), specials);
             }
-        var ignoreMerges = model["ignore_merges"] is JsonValue im && im.GetValue<bool>();
-        var addedTokens = new List<AddedToken>();
-        if (root["added_tokens"] is JsonArray at)
-            foreach (var a in at)
-                addedTokens.Add(new AddedToken(a!["id"]!.GetValue<int>(), a["content"]!.GetValue<string>(), a["special"] is JsonValue sp && sp.GetValue<bool>()));
-        var nfc = false;
-        void Normalizer(JsonNode? n)
-        {
-            if (n is null) return;
-            switch (n["type"]?.GetValue<string>())
-            {
-                case "NFC": nfc = true; break;
-                case "Sequence": foreach (var x in (n["normalizers"] as JsonArray) ?? []) Normalizer(x); break;
-                case var t: throw new HfFormatException(path, $"normalizer '{t}' is not supported (only NFC)");
-            }
+            case var t: throw r.Error(TokenizerJsonReader.Member(at, "type"), $"the post-processor {TokenizerJsonReader.Quote(t)} is not supported (TemplateProcessing, ByteLevel, RobertaProcessing, BertProcessing, Sequence)");
         }
-        Normalizer(root["normalizer"]);
-        string? pattern = null;
-        var byteLevel = false;
-        var prefixSpace = false;
-        void Pre(JsonNode? n)
+    }
+
+    /// <summary>A <c>["token", id]</c> pair (Bert/Roberta <c>cls</c>, <c>sep</c>); returns the id.</summary>
+    private static int ReadIdPair(TokenizerJsonReader r, JsonElement n, string at, string name)
+    {
+        var p = TokenizerJsonReader.Member(at, name);
+        var pair = r.Required(n, at, name, "[\"token\", id]");
+        if (pair.ValueKind != JsonValueKind.Array || pair.GetArrayLength() != 2) throw r.Expected(p, "[\"token\", id]", pair);
+        r.String(pair[0], TokenizerJsonReader.Index(p, 0));
+        return r.Id(pair[1], TokenizerJsonReader.Index(p, 1));
+    }
+
+    private static List<TemplatePiece> ReadTemplate(TokenizerJsonReader r, JsonElement n, string at, string name, Dictionary<string, IReadOnlyList<int>> specials)
+    {
+        var tp = TokenizerJsonReader.Member(at, name);
+        var list = r.Array(r.Required(n, at, name, "a template (a list of pieces)"), tp);
+        var result = new List<TemplatePiece>();
+        var i = 0;
+        foreach (var piece in list.EnumerateArray())
         {
-            if (n is null) return;
-            switch (n["type"]?.GetValue<string>())
+            var pp = TokenizerJsonReader.Index(tp, i++);
+            const string expected = "{\"Sequence\": {\"id\": \"A\"|\"B\", \"type_id\": n}} or {\"SpecialToken\": {\"id\": name, \"type_id\": n}}";
+            r.Object(piece, pp);
+            if (TokenizerJsonReader.Optional(piece, "Sequence") is { } seq)
             {
-                case "Sequence": foreach (var x in (n["pretokenizers"] as JsonArray) ?? []) Pre(x); break;
-                case "ByteLevel":
-                    byteLevel = true;
-                    prefixSpace = n["add_prefix_space"] is JsonValue ps && ps.GetValue<bool>();
-                    if (n["use_regex"] is not JsonValue ur || ur.GetValue<bool>()) pattern ??= PreTokenizerPatterns.Gpt2;
-                    break;
-                case "Split":
-                {
-                    if (n["behavior"]?.GetValue<string>() is { } b && b != "Isolated") throw new HfFormatException(path, $"Split behavior '{b}' is not supported (only Isolated)");
-                    if (n["invert"] is JsonValue inv && inv.GetValue<bool>()) throw new HfFormatException(path, "inverted Split is not supported");
-                    pattern = n["pattern"]?["Regex"]?.GetValue<string>()
-                        ?? (n["pattern"]?["String"]?.GetValue<string>() is { } lit ? Regex.Escape(lit) : throw new HfFormatException(path, "Split pre-tokenizer without a pattern"));
-                    break;
-                }
-                case var t: throw new HfFormatException(path, $"pre-tokenizer '{t}' is not supported (ByteLevel, Split, Sequence)");
+                var sp = TokenizerJsonReader.Member(pp, "Sequence");
+                var id = r.String(r.Required(r.Object(seq, sp), sp, "id", "\"A\" or \"B\""), TokenizerJsonReader.Member(sp, "id"));
+                if (id is not ("A" or "B")) throw r.Expected(TokenizerJsonReader.Member(sp, "id"), "\"A\" or \"B\"", seq.GetProperty("id"));
+                if (name == "single" && id == "B") throw r.Error(TokenizerJsonReader.Member(sp, "id"), "the single-sequence template cannot use sequence B");
+                result.Add(new TemplatePiece(true, id, r.Count(r.Required(seq, sp, "type_id", "a type id"), TokenizerJsonReader.Member(sp, "type_id"))));
             }
-        }
-        Pre(root["pre_tokenizer"]);
-        if (!byteLevel) throw new HfFormatException(path, "not a byte-level tokenizer (no ByteLevel pre-tokenizer)");
-        try { return new ByteLevelBpeTokenizer(vocab, merges, addedTokens, pattern, nfc, ignoreMerges, prefixSpace); }
-        catch (ArgumentException e) { throw new HfFormatException(path, e.Message, e); }
-    }
-
-    /// <summary>Pre-tokens of text without added tokens (after normalisation): the regex matches in order.</summary>
-    public IReadOnlyList<string> PreTokenize(string text)
-    {
-        if (Nfc) text = text.Normalize(NormalizationForm.FormC);
-        if (AddPrefixSpace && !text.StartsWith(' ')) text = " " + text;
-        return preTokenizer.Matches(text).Select(m => m.Value).ToList();
-    }
-
-    /// <inheritdoc />
-    public int[] Encode(string text)
-    {
-        var ids = new List<int>();
-        var start = 0;
-        if (addedRegex is not null)
-            foreach (Match m in addedRegex.Matches(text))
+            else if (TokenizerJsonReader.Optional(piece, "SpecialToken") is { } st)
             {
-                EncodeOrdinary(text[start..m.Index], ids);
-                ids.Add(addedByContent[m.Value].Id);
-                start = m.Index + m.Length;
+                var sp = TokenizerJsonReader.Member(pp, "SpecialToken");
+                var id = r.String(r.Required(r.Object(st, sp), sp, "id", "a special token name"), TokenizerJsonReader.Member(sp, "id"));
+                if (!specials.ContainsKey(id)) throw r.Error(TokenizerJsonReader.Member(sp, "id"), $"{TokenizerJsonReader.Quote(id)} is not in {TokenizerJsonReader.Member(at, "special_tokens")}");
+                result.Add(new TemplatePiece(false, id, r.Count(r.Required(st, sp, "type_id", "a type id"), TokenizerJsonReader.Member(sp, "type_id"))));
             }
-        EncodeOrdinary(text[start..], ids);
-        return ids.ToArray();
-    }
-
-    private void EncodeOrdinary(string text, List<int> ids)
-    {
-        if (text.Length == 0) return;
-        foreach (var piece in PreTokenize(text)) ids.AddRange(cache.GetOrAdd(piece, Bpe));
-    }
-
-    /// <summary>BPE of one pre-token: lowest-ranked adjacent pair first, leftmost on ties.</summary>
-    private int[] Bpe(string piece)
-    {
-        var mapped = ByteLevel.Encode(Encoding.UTF8.GetBytes(piece));
-        if (IgnoreMerges && vocab.TryGetValue(mapped, out var whole)) return [whole];
-        var symbols = mapped.Select(c => c.ToString()).ToList();
-        while (symbols.Count > 1)
-        {
-            int best = -1, bestRank = int.MaxValue;
-            for (var i = 0; i + 1 < symbols.Count; i++)
-                if (ranks.TryGetValue((symbols[i], symbols[i + 1]), out var r) && r < bestRank) { bestRank = r; best = i; }
-            if (best < 0) break;
-            symbols[best] += symbols[best + 1];
-            symbols.RemoveAt(best + 1);
+            else throw r.Expected(pp, expected, piece);
         }
-        var result = new int[symbols.Count];
-        for (var i = 0; i < symbols.Count; i++)
-            result[i] = vocab.TryGetValue(symbols[i], out var id) ? id
-                : throw new InvalidOperationException($"symbol '{symbols[i]}' of pre-token \"{piece}\" is not in the vocabulary (a byte-level vocabulary must contain all 256 byte characters)");
         return result;
     }
 
-    /// <inheritdoc />
+    /// <summary>Replaces lone surrogates with U+FFFD, as UTF-8 encoding would (Rust strings cannot hold them).</summary>
+    private static string ScalarValuesOnly(string text)
+    {
+        var i = 0;
+        for (; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (!char.IsSurrogate(c)) continue;
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { i++; continue; }
+            break;
+        }
+        if (i == text.Length) return text;
+        var sb = new StringBuilder(text.Length);
+        for (var j = 0; j < text.Length; j++)
+        {
+            var c = text[j];
+            if (char.IsHighSurrogate(c) && j + 1 < text.Length && char.IsLowSurrogate(text[j + 1])) { sb.Append(c).Append(text[++j]); continue; }
+            sb.Append(char.IsSurrogate(c) ? '\uFFFD' : c);
+        }
+        return sb.ToString();
+    }
+
+    private string Normalize(string text)
+    {
+        foreach (var form in Normalizers) text = text.Normalize(form);
+        return text;
+    }
+
+    private List<string> PreTokenizeNormalized(string text)
+    {
+        var pieces = new List<string> { text };
+        foreach (var step in PreTokenizers)
+        {
+            if (step is ByteLevelPreTokenizer { AddPrefixSpace: false, UseRegex: false }) continue;   // the identity
+            var next = new List<string>(pieces.Count * 2);
+            foreach (var p in pieces) step.Split(p, next);
+            pieces = next;
+        }
+        return pieces;
+    }
+
+    /// <summary>Pre-tokens of text without added tokens: normalised, then cut by every pre-tokenizer step in turn.</summary>
+    public IReadOnlyList<string> PreTokenize(string text) => PreTokenizeNormalized(Normalize(ScalarValuesOnly(text)));
+
+    /// <summary>Token ids of <paramref name="text"/> without special tokens from the post-processor (added tokens written in the text are still found).</summary>
+    public int[] Encode(string text)
+    {
+        var ids = new List<int>();
+        foreach (var (raw, rawToken) in rawAdded.Split(ScalarValuesOnly(text)))
+        {
+            if (rawToken is not null) { ids.Add(rawToken.Id); continue; }
+            var normalized = Normalize(raw);
+            var pieces = normalizedAdded.IsEmpty ? [(normalized, null)] : normalizedAdded.Split(normalized);
+            foreach (var (piece, token) in pieces)
+            {
+                if (token is not null) { ids.Add(token.Id); continue; }
+                foreach (var preToken in PreTokenizeNormalized(piece)) ids.AddRange(Bpe(preToken));
+            }
+        }
+        return ids.ToArray();
+    }
+
+    /// <summary>
+    /// Token ids of <paramref name="text"/>; with <paramref name="addSpecialTokens"/> the post-processor adds its
+    /// special tokens, as transformers' <c>encode</c> does by default (Llama-3: <c>&lt;|begin_of_text|&gt;</c> first).
+    /// </summary>
+    public int[] Encode(string text, bool addSpecialTokens) => addSpecialTokens ? EncodeWithTypes(text).Ids : Encode(text);
+
+    /// <summary>
+    /// The encoding of <paramref name="text"/> (type id 0) and optionally <paramref name="pair"/> (type id 1) after the
+    /// post-processor, with type ids and the special-tokens mask; without a post-processor the two are concatenated.
+    /// </summary>
+    public TokenEncoding EncodeWithTypes(string text, string? pair = null, bool addSpecialTokens = true)
+    {
+        IReadOnlyList<TokenEncoding> encodings = pair is null
+            ? [TokenEncoding.Of(Encode(text), 0)]
+            : [TokenEncoding.Of(Encode(text), 0), TokenEncoding.Of(Encode(pair), 1)];
+        return TokenEncoding.Concat(PostProcessor?.Process(encodings, addSpecialTokens) ?? encodings);
+    }
+
+    private int[] Bpe(string preToken)
+    {
+        if (preToken.Length > limits.MaxCachedPreTokenLength) return model.Tokenize(preToken);
+        if (cache.TryGetValue(preToken, out var ids)) return ids;
+        ids = model.Tokenize(preToken);
+        if (cache.Count < limits.MaxCachedPreTokens) cache.TryAdd(preToken, ids);
+        return ids;
+    }
+
+    /// <summary>
+    /// The text of <paramref name="ids"/>: vocabulary tokens map back to their bytes (invalid UTF-8 becomes U+FFFD), added
+    /// tokens give their content (special ones dropped when <paramref name="skipSpecialTokens"/>). One deliberate
+    /// difference from <c>tokenizers</c> 0.22: its ByteLevel decoder also maps an added token's characters as if they were
+    /// byte characters, so a non-ASCII added token such as "café" decodes to "caf\uFFFD" there and to "café" here.
+    /// </summary>
     public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false)
     {
         var bytes = new List<byte>();
@@ -239,8 +475,8 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
                 if (!(skipSpecialTokens && a.Special)) bytes.AddRange(Encoding.UTF8.GetBytes(a.Content));
                 continue;
             }
-            if (id < 0 || id >= idToToken.Length || idToToken[id] is null) throw new ArgumentOutOfRangeException(nameof(ids), id, "id not in the vocabulary");
-            foreach (var ch in idToToken[id])
+            if (id < 0 || id >= idToToken.Length || idToToken[id] is not { } token) throw new ArgumentOutOfRangeException(nameof(ids), id, "id not in the vocabulary");
+            foreach (var ch in token)
                 if (ByteLevel.CharToByte.TryGetValue(ch, out var b)) bytes.Add(b);
                 else bytes.AddRange(Encoding.UTF8.GetBytes(ch.ToString()));
         }

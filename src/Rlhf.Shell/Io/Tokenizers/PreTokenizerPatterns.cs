@@ -1,9 +1,9 @@
-using System.Text;
-using System.Text.RegularExpressions;
-
 namespace Rlhf.Shell.Io.Tokenizers;
 
-/// <summary>The byte-level BPE pre-tokenizer regexes (REFERENCE.md), and their translation to .NET regex.</summary>
+/// <summary>
+/// The byte-level BPE pre-tokenizer regexes — GPT-2's (Hugging Face <c>tokenizers</c>, <c>src/pre_tokenizers/byte_level.rs</c>),
+/// Llama-3's and Qwen2's (the <c>Split</c> patterns of their tokenizer.json files) — and their compilation for .NET.
+/// </summary>
 public static class PreTokenizerPatterns
 {
     /// <summary>GPT-2 (also the ByteLevel pre-tokenizer with <c>use_regex</c>).</summary>
@@ -25,31 +25,17 @@ public static class PreTokenizerPatterns
     };
 
     /// <summary>
-    /// Compiles an HF (Oniguruma/Rust regex) pre-tokenizer pattern for .NET. .NET matches UTF-16 code units, so a
-    /// character outside the BMP is two surrogates that no \p{..} class contains; every negated class <c>[^…]</c> is
-    /// rewritten to also consume a whole surrogate pair, so emoji and other astral symbols stay one character as in
-    /// HF. (Astral letters and digits — rare — are therefore treated as symbols.)
+    /// Compiles a Hugging Face (Oniguruma) pre-tokenizer pattern for .NET so that it matches over Unicode scalar values
+    /// (<see cref="ScalarRegex"/>): letters and digits outside the BMP (𝐀, 𠀀, 𝟏) are <c>\p{L}</c>/<c>\p{N}</c> and
+    /// quantifiers count scalar values, as in <c>tokenizers</c>. Each match may take at most <paramref name="matchTimeout"/>.
+    /// Throws <see cref="ArgumentException"/> for syntax it cannot translate.
     /// </summary>
-    public static Regex Compile(string pattern) => new(RewriteNegatedClasses(pattern), RegexOptions.CultureInvariant);
+    internal static ScalarRegex Compile(string pattern, TimeSpan matchTimeout) => new(pattern, matchTimeout);
 
-    internal static string RewriteNegatedClasses(string p)
-    {
-        var sb = new StringBuilder();
-        for (var i = 0; i < p.Length; i++)
-        {
-            if (p[i] == '\\' && i + 1 < p.Length) { sb.Append(p, i, 2); i++; continue; }
-            if (p[i] == '[' && i + 1 < p.Length && p[i + 1] == '^')
-            {
-                var j = i + 2;
-                while (j < p.Length && p[j] != ']') j += p[j] == '\\' ? 2 : 1;
-                if (j >= p.Length) throw new ArgumentException($"unterminated character class in pre-tokenizer pattern: {p}");
-                var inner = p.Substring(i + 2, j - i - 2);
-                sb.Append(@"(?:[\uD800-\uDBFF][\uDC00-\uDFFF]|[^").Append(inner).Append(@"\uD800-\uDFFF])");
-                i = j;
-                continue;
-            }
-            sb.Append(p[i]);
-        }
-        return sb.ToString();
-    }
+    /// <summary>
+    /// A .NET pattern with the matches of the Oniguruma <paramref name="pattern"/> over scalar values, usable with any
+    /// <see cref="System.Text.RegularExpressions.Regex"/> (every one-character atom also matches the surrogate pairs of
+    /// its class; exact but slower than the tokenizer's own fast path).
+    /// </summary>
+    public static string ToDotNetPattern(string pattern) => ScalarRegex.Translate(pattern);
 }

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Rlhf.Torch;
 
-namespace Rlhf.Shell.Cli;
+namespace Rlhf.Cli;
 
 using Torch = Rlhf.Torch.Torch;
 
@@ -18,25 +18,26 @@ public static class DoctorCommand
         var steps = new Option<int>("--steps") { Description = "steps of the regression fit", DefaultValueFactory = _ => DefaultSteps };
         var cmd = new Command("doctor", "Print libtorch version, threads, BLAS, CUDA and collectives, and run a tiny regression fit.");
         cmd.Options.Add(steps);
-        cmd.SetAction(parse => Run(parse.GetValue(steps)));
+        cmd.SetAction(parse => Run(parse.GetValue(steps), parse.InvocationConfiguration.Output));
         return cmd;
     }
 
-    /// <summary>Runs the checks; exit code 0 when the fit's loss fell by 100× or more.</summary>
-    public static int Run(int steps)
+    /// <summary>Runs the checks, printing to <paramref name="output"/>; exit code 0 when the fit's loss fell by 100× or more (an error otherwise).</summary>
+    public static int Run(int steps, TextWriter output)
     {
-        Console.WriteLine("rlhf doctor");
-        Console.WriteLine($"  libtorch        {Torch.Version}");
-        Console.WriteLine($"  threads         intra-op {Torch.NumThreads}, inter-op {Torch.NumInteropThreads}, cores {Environment.ProcessorCount}");
-        Console.WriteLine($"  BLAS (build)    {BuildValue("BLAS_INFO") ?? "unknown"} (resolved at run time through libblas.so.3)");
-        Console.WriteLine($"  BLAS (loaded)   {LoadedBlas()}");
-        Console.WriteLine($"  BLAS kernels    {BlasKernels.Describe()}");
-        Console.WriteLine($"  BLAS check      {BlasKernels.VerificationProblem ?? "a float32 product agrees with float64 to rounding"}");
-        Console.WriteLine($"  CUDA            {(Torch.CudaIsAvailable ? $"available, {Torch.CudaDeviceCount} device(s)" : "not available (CPU-only libtorch or no device)")}");
-        Console.WriteLine($"  collectives     Gloo {(Torch.HasGloo ? "yes" : "no")}, NCCL {(Torch.HasNccl ? "yes" : "no")}");
-        Console.WriteLine($"  matmul 512^3    {MatmulGflops(512):F1} GFLOP/s (float32)");
-        Console.WriteLine();
-        return Fit(steps);
+        if (steps < 1) throw new ArgumentException($"--steps must be at least 1, got {steps}");
+        output.WriteLine("rlhf doctor");
+        output.WriteLine($"  libtorch        {Torch.Version}");
+        output.WriteLine($"  threads         intra-op {Torch.NumThreads}, inter-op {Torch.NumInteropThreads}, cores {Environment.ProcessorCount}");
+        output.WriteLine($"  BLAS (build)    {BuildValue("BLAS_INFO") ?? "unknown"} (resolved at run time through libblas.so.3)");
+        output.WriteLine($"  BLAS (loaded)   {LoadedBlas()}");
+        output.WriteLine($"  BLAS kernels    {BlasKernels.Describe()}");
+        output.WriteLine($"  BLAS check      {BlasKernels.VerificationProblem ?? "a float32 product agrees with float64 to rounding"}");
+        output.WriteLine($"  CUDA            {(Torch.CudaIsAvailable ? $"available, {Torch.CudaDeviceCount} device(s)" : "not available (CPU-only libtorch or no device)")}");
+        output.WriteLine($"  collectives     Gloo {(Torch.HasGloo ? "yes" : "no")}, NCCL {(Torch.HasNccl ? "yes" : "no")}");
+        output.WriteLine($"  matmul 512^3    {MatmulGflops(512):F1} GFLOP/s (float32)");
+        output.WriteLine();
+        return Fit(steps, output);
     }
 
     private static string? BuildValue(string key)
@@ -81,7 +82,7 @@ public static class DoctorCommand
     }
 
     // Least squares y = X w* + noise, fitted by AdamW from w = 0: the loss must fall.
-    private static int Fit(int steps)
+    private static int Fit(int steps, TextWriter output)
     {
         using var scope = Torch.NewScope();
         using var gen = new Generator(42);
@@ -91,7 +92,7 @@ public static class DoctorCommand
         var w = Torch.Zeros([8, 1]).RequiresGrad_();
         var b = Torch.Zeros([1]).RequiresGrad_();
         using var opt = new AdamW([w, b], lr: 0.05, weightDecay: 0);
-        Console.WriteLine($"regression fit: 256 x 8, AdamW lr 0.05, {steps} steps");
+        output.WriteLine($"regression fit: 256 x 8, AdamW lr 0.05, {steps} steps");
         double first = double.NaN, last = double.NaN;
         for (var step = 1; step <= steps; step++)
         {
@@ -103,10 +104,11 @@ public static class DoctorCommand
             last = loss.Item();
             if (step == 1) first = last;
             if (step == 1 || step % Math.Max(1, steps / 8) == 0 || step == steps)
-                Console.WriteLine($"  step {step,4}  loss {last:E3}");
+                output.WriteLine($"  step {step,4}  loss {last:E3}");
         }
-        var ok = last < first / 100;
-        Console.WriteLine(ok ? $"ok: loss fell {first / last:F0}x" : $"FAILED: loss went from {first:E3} to {last:E3}");
-        return ok ? 0 : 1;
+        if (!(last < first / 100))
+            throw new InvalidOperationException($"the regression fit failed: its loss went from {first:E3} to {last:E3}, not 100x lower");
+        output.WriteLine($"ok: loss fell {first / last:F0}x");
+        return 0;
     }
 }

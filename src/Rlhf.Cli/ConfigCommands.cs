@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Rlhf.Shell.Config;
 
-namespace Rlhf.Shell.Cli;
+namespace Rlhf.Cli;
 
 /// <summary>The <c>rlhf config</c> command: show a resolved config, write the key reference.</summary>
 public static class ConfigCommands
