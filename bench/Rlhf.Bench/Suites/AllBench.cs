@@ -28,6 +28,7 @@ public sealed class AllBench : IBenchSuite
     public int Run(string[] args)
     {
         var quick = args.Contains("--quick");
+        var machine = Machine.Line;   // before the generation suite drops to one intra-op thread
         var repo = RepoRoot();
         var python = PythonWithTorch(out var pythonNote);
         var table = new Table("row", "Rlhf", "PyTorch eager", "ratio", "notes");
@@ -81,9 +82,10 @@ public sealed class AllBench : IBenchSuite
         table.Row("online DPO episodes/s, async vs sync", "(slot)", "", "", "not measured yet: waits for the asynchronous trainer; timing/weight_sync_s goes here");
 
         Console.WriteLine();
-        Console.WriteLine(Machine.Line);
+        Console.WriteLine(machine);
         if (pythonNote is not null) Console.WriteLine(pythonNote);
-        Console.WriteLine($"batch {batch} × seq {T} float32 for training rows; ratio = Rlhf / PyTorch eager (> 1 is faster); fastest step after warm-up");
+        Console.WriteLine($"batch {batch} × seq {T} float32 for training rows; ratio = Rlhf / PyTorch eager (> 1 is faster); fastest step after warm-up; " +
+            "generation and ZeRO rows at one intra-op thread per process; on a shared machine rerun and compare ratios, not times");
         table.Print();
         return 0;
     }
