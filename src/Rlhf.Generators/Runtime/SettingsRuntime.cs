@@ -161,6 +161,9 @@ namespace Rlhf.Settings
         /// <summary>The most elements an expression may produce.</summary>
         public const int MaxElements = 1_000_000;
 
+        /// <summary>The deepest nesting of <c>list(…)</c> an expression may have (the parser recurses once per level).</summary>
+        public const int MaxDepth = 64;
+
         /// <summary>Result of parsing: the values, or an error with its 0-based offset in the text.</summary>
         public readonly record struct Result(IReadOnlyList<long>? Values, string? Error, int ErrorOffset);
 
@@ -184,6 +187,7 @@ namespace Rlhf.Settings
         private sealed class Parser
         {
             private readonly string _s;
+            private int _depth;
             public int Pos;
 
             public Parser(string s) => _s = s;
@@ -238,9 +242,11 @@ namespace Rlhf.Settings
                 var word = _s.Substring(start, Pos - start);
                 if (word == "list")
                 {
+                    if (++_depth > MaxDepth) { Pos = start; Fail($"list(…) nested more than {MaxDepth} deep"); }
                     Expect('(');
                     var inner = Sum();
                     Expect(')');
+                    _depth--;
                     return inner;
                 }
                 if (word == "range")

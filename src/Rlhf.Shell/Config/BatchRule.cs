@@ -19,6 +19,19 @@ public static class BatchRule
         return result;
     }
 
+    /// <summary>The product, or null when it does not fit in a long.</summary>
+    private static long? Product(long a, long b, long c)
+    {
+        try
+        {
+            return checked(a * b * c);
+        }
+        catch (OverflowException)
+        {
+            return null;
+        }
+    }
+
     private static (long, long, long)? Check(long? tbs, long? mb, long? gas, long worldSize, Action<string> report)
     {
         (long, long, long)? Fail(string message)
@@ -29,6 +42,10 @@ public static class BatchRule
         if (worldSize < 1) return Fail($"world_size must be at least 1 (got {worldSize})");
         foreach (var (name, v) in new[] { ("train_batch_size", tbs), ("train_micro_batch_size_per_gpu", mb), ("gradient_accumulation_steps", gas) })
             if (v is < 1) return Fail($"{name} must be at least 1 (got {v})");
+        // Every product below is checked: micro 2^32 × gas 2^32 must be an error, never a wrapped 0 or a divide by zero.
+        var product = Product(mb ?? 1, gas ?? 1, worldSize);
+        if (product is null)
+            return Fail($"batch sizes overflow: train_micro_batch_size_per_gpu {mb?.ToString() ?? "auto"} × gradient_accumulation_steps {gas?.ToString() ?? "auto"} × world_size {worldSize} exceeds {long.MaxValue}");
         switch (tbs, mb, gas)
         {
             case (long t, long m, long g):

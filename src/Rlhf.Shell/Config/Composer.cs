@@ -21,6 +21,17 @@ internal sealed class Composer(NodeSources sources, List<ConfigError> errors)
     /// <summary>Parses YAML text into the root mapping of its (single) document, registering every node's position.</summary>
     public YamlMappingNode? Parse(string text, string display)
     {
+        if (text.Length > ConfigLimits.MaxFileBytes)
+        {
+            errors.Add(new ConfigError(display, 1, 1, "", $"the text is longer than {ConfigLimits.MaxFileBytes / (1024 * 1024)} MiB, the most a config may hold"));
+            return null;
+        }
+        // Limits first, on the event stream: no tree is built for a document that is too deep, too long or an alias bomb.
+        if (ConfigLimits.Scan(text) is var (limitLine, limitColumn, limit))
+        {
+            errors.Add(new ConfigError(display, limitLine, limitColumn, "", "config too large: " + limit));
+            return null;
+        }
         var stream = new YamlStream();
         try
         {
@@ -114,14 +125,10 @@ internal sealed class Composer(NodeSources sources, List<ConfigError> errors)
     public YamlMappingNode? Compose(string fullPath, List<string> chain)
     {
         var display = Display(fullPath);
-        string text;
-        try
+        if (ConfigLimits.ReadText(fullPath, out var failure) is not { } text)
         {
-            text = File.ReadAllText(fullPath);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            errors.Add(new ConfigError(display, 1, 1, "", $"cannot read the file: {e.Message}"));
+            var (line, column, message) = failure!.Value;
+            errors.Add(new ConfigError(display, line, column, "", message));
             return null;
         }
         return ComposeText(text, fullPath, display, chain);
@@ -182,6 +189,18 @@ internal sealed class Composer(NodeSources sources, List<ConfigError> errors)
             var dir = Path.GetDirectoryName(fullPath) ?? ".";
             var candidates = new[] { name, name + ".yaml", name + ".yml" }.Select(c => Path.GetFullPath(Path.Combine(dir, c)));
             var found = candidates.FirstOrDefault(c => File.Exists(c));
+            // Hydra's search path: the including file's folder, then the installation's configs (the built-in
+            // templates), so ROLL's `../config/deepspeed_zero3@_here_` resolves wherever the config was copied to.
+            if (found is null && BuiltIn(name) is var (builtInPath, builtInText))
+            {
+                if (chain.Contains(builtInPath))
+                {
+                    errors.Add(Error(entry, path, $"cyclic defaults: {string.Join(" → ", chain.Skip(chain.IndexOf(builtInPath)).Append(builtInPath).Select(f => Path.GetFileName(f)))}"));
+                    continue;
+                }
+                Merge(ComposeText(builtInText, builtInPath, BuiltInDisplay + builtInPath[BuiltInRoot.Length..], chain));
+                continue;
+            }
             if (found is null)
             {
                 errors.Add(Error(entry, path, $"cannot find '{name}' (looked for {Display(Path.GetFullPath(Path.Combine(dir, name + ".yaml")))}){Suggestion(dir, name)}"));
@@ -193,26 +212,47 @@ internal sealed class Composer(NodeSources sources, List<ConfigError> errors)
                 errors.Add(Error(entry, path, $"cyclic defaults: {string.Join(" → ", cycle)}"));
                 continue;
             }
-            var included = Compose(found, chain);
-            if (included is null) continue;
-            if (package is "_here_" or "_global_" or "") YamlTree.MergeInto(result, included);
-            else
+            Merge(Compose(found, chain));
+
+            void Merge(YamlMappingNode? included)
             {
-                var wrapped = included;
-                foreach (var part in package.Split('.').Reverse())
+                if (included is null) return;
+                if (package is "_here_" or "_global_" or "") YamlTree.MergeInto(result, included);
+                else
                 {
-                    var outer = new YamlMappingNode();
-                    sources.Set(outer, sources.Locate(entry));
-                    var key = new YamlScalarNode(part);
-                    sources.Set(key, sources.Locate(entry));
-                    outer.Children.Add(key, wrapped);
-                    wrapped = outer;
+                    var wrapped = included;
+                    foreach (var part in package.Split('.').Reverse())
+                    {
+                        var outer = new YamlMappingNode();
+                        sources.Set(outer, sources.Locate(entry));
+                        var key = new YamlScalarNode(part);
+                        sources.Set(key, sources.Locate(entry));
+                        outer.Children.Add(key, wrapped);
+                        wrapped = outer;
+                    }
+                    YamlTree.MergeInto(result, wrapped);
                 }
-                YamlTree.MergeInto(result, wrapped);
             }
         }
         if (!selfMerged) YamlTree.MergeInto(result, self);
         return result;
+    }
+
+    /// <summary>Where the built-in templates seem to live (a path no file system has), and how messages name it.</summary>
+    private static readonly string BuiltInRoot = Path.GetFullPath(Path.Combine(Path.GetTempPath(), "<built-in>", "configs"));
+
+    private const string BuiltInDisplay = "<built-in>/configs";
+
+    /// <summary>The built-in template an include names by its last path part (configs/zero/NAME.yaml), if there is one.</summary>
+    private static (string Path, string Text)? BuiltIn(string name)
+    {
+        var stem = Path.GetFileName(name.Replace('\\', '/'));
+        foreach (var ext in new[] { ".yaml", ".yml" })
+            if (stem.EndsWith(ext, StringComparison.Ordinal)) stem = stem[..^ext.Length];
+        using var stream = typeof(Composer).Assembly.GetManifestResourceStream($"configs/zero/{stem}.yaml");
+        if (stream is null) return null;
+        using var reader = new StreamReader(stream, System.Text.Encoding.UTF8);
+        return (Path.Combine(BuiltInRoot, "zero", stem + ".yaml"), reader.ReadToEnd());
     }
 
     private string Suggestion(string dir, string name)

@@ -112,14 +112,10 @@ public static class ConfigLoader
             errors.Add(Error($"cannot find the DeepSpeed config '{file}' (looked for {composer.Display(full)})"));
             return;
         }
-        string text;
-        try
+        if (ConfigLimits.ReadText(full, out var failure) is not { } text)
         {
-            text = File.ReadAllText(full);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            errors.Add(Error($"cannot read the DeepSpeed config: {e.Message}"));
+            var (line, column, message) = failure!.Value;
+            errors.Add(new ConfigError(composer.Display(full), line, column, "", message));
             return;
         }
         var ds = composer.Parse(text, composer.Display(full));

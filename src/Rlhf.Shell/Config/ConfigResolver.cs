@@ -35,6 +35,29 @@ public static class ConfigResolver
     public static long WorldSize(RlhfConfig c, int? worldSize) =>
         worldSize ?? c.Distributed.WorldSize ?? c.ActorTrain?.DeviceMapping?.Count ?? 1;
 
+    /// <summary>
+    /// A random-init model section must describe a model that can be built: heads divide the width, key/value heads
+    /// divide the query heads (grouped-query attention, as transformers' LlamaConfig requires), and the rotary head
+    /// dimension of llama/qwen2 is even (transformers' rotate_half splits it in two). Errors name the keys involved.
+    /// </summary>
+    private static void CheckModelShape(ModelSettings m, string prefix, List<ConfigError> errors, BindContext ctx)
+    {
+        if (m.Path is not null) return;
+        if (m.HiddenSize % m.NumAttentionHeads != 0)
+        {
+            errors.Add(ctx.ErrorAt($"{prefix}.num_attention_heads",
+                $"{prefix}.hidden_size ({m.HiddenSize}) is not a multiple of {prefix}.num_attention_heads ({m.NumAttentionHeads}): each head needs a whole share of the width"));
+            return;
+        }
+        if (m.NumKeyValueHeads is long kv && (kv > m.NumAttentionHeads || m.NumAttentionHeads % kv != 0))
+            errors.Add(ctx.ErrorAt($"{prefix}.num_key_value_heads",
+                $"{prefix}.num_attention_heads ({m.NumAttentionHeads}) is not a multiple of {prefix}.num_key_value_heads ({kv})"));
+        var headDim = m.HiddenSize / m.NumAttentionHeads;
+        if (headDim % 2 != 0 && m.ModelType is ModelType.Llama or ModelType.Qwen2)
+            errors.Add(ctx.ErrorAt($"{prefix}.num_attention_heads",
+                $"the head dimension {prefix}.hidden_size / {prefix}.num_attention_heads = {m.HiddenSize} / {m.NumAttentionHeads} = {headDim} is odd; rotary embeddings need an even one"));
+    }
+
     /// <summary>Runs every cross-key check and fills derived values; positions come from the binding context.</summary>
     public static Validation<ConfigError, RlhfConfig> Resolve(RlhfConfig c, BindContext ctx, int? worldSize = null)
     {
@@ -55,6 +78,8 @@ public static class ConfigResolver
             errors.Add(At("data.task_min_digits", $"data.task_min_digits ({c.Data.TaskMinDigits}) is above data.task_max_digits ({c.Data.TaskMaxDigits})"));
         if (c.Training.Async && c.Training.MaxStaleness < 1)
             errors.Add(At("training.max_staleness", $"asynchronous training needs max_staleness ≥ 1 (the generator runs at least one step ahead), got {c.Training.MaxStaleness}"));
+
+        CheckModelShape(c.Model, "model", errors, ctx);
 
         var alg = AlgorithmDefaults(c);
         var algKey = AlgorithmYaml.ToYaml(c.Training.Algorithm);

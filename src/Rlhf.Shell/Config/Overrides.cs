@@ -16,10 +16,20 @@ internal static class Overrides
     /// <summary>Applies every override to the tree, in order, collecting errors.</summary>
     public static void Apply(YamlMappingNode root, IReadOnlyList<string> overrides, NodeSources sources, List<ConfigError> errors)
     {
+        if (overrides.Count > ConfigLimits.MaxOverrides)
+        {
+            errors.Add(new ConfigError(Source, ConfigLimits.MaxOverrides + 1, 1, "", $"more than {ConfigLimits.MaxOverrides} overrides"));
+            return;
+        }
         for (var n = 0; n < overrides.Count; n++)
         {
             var arg = overrides[n];
             var line = n + 1;
+            if (arg.Length > ConfigLimits.MaxOverrideChars)
+            {
+                errors.Add(new ConfigError(Source, line, 1, "", $"override of {arg.Length} characters; the most is {ConfigLimits.MaxOverrideChars}"));
+                continue;
+            }
             var text = arg.StartsWith('+') ? arg[1..] : arg;
             var shift = arg.Length - text.Length;
             var eq = text.IndexOf('=');
@@ -39,6 +49,11 @@ internal static class Overrides
             var valueColumn = shift + eq + 2;
             YamlNode value;
             if (valueText.Trim().Length == 0) value = new YamlScalarNode("") { Style = ScalarStyle.Plain };
+            else if (ConfigLimits.Scan(valueText) is var (_, limitColumn, limit))
+            {
+                errors.Add(new ConfigError(Source, line, valueColumn + limitColumn - 1, key, "override value too large: " + limit));
+                continue;
+            }
             else
             {
                 var stream = new YamlStream();
