@@ -29,6 +29,7 @@ public static class Program
             foreach (var s in suites.Values.OrderBy(s => s.Name)) Console.Error.WriteLine($"  {s.Name,-12} {s.Description}");
             return 2;
         }
+        Console.WriteLine(Machine.Line);
         return suite.Run(args[1..]);
     }
 }

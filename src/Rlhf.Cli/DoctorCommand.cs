@@ -31,6 +31,8 @@ public static class DoctorCommand
         output.WriteLine($"  threads         intra-op {Torch.NumThreads}, inter-op {Torch.NumInteropThreads}, cores {Environment.ProcessorCount}");
         output.WriteLine($"  BLAS (build)    {BuildValue("BLAS_INFO") ?? "unknown"} (resolved at run time through libblas.so.3)");
         output.WriteLine($"  BLAS (loaded)   {LoadedBlas()}");
+        output.WriteLine($"  BLAS kernels    {BlasKernels.Describe()}");
+        output.WriteLine($"  BLAS check      {BlasKernels.VerificationProblem ?? "a float32 product agrees with float64 to rounding"}");
         output.WriteLine($"  CUDA            {(Torch.CudaIsAvailable ? $"available, {Torch.CudaDeviceCount} device(s)" : "not available (CPU-only libtorch or no device)")}");
         output.WriteLine($"  collectives     Gloo {(Torch.HasGloo ? "yes" : "no")}, NCCL {(Torch.HasNccl ? "yes" : "no")}");
         output.WriteLine($"  matmul 512^3    {MatmulGflops(512):F1} GFLOP/s (float32)");

@@ -12,6 +12,7 @@ public static partial class Torch
         var env = Environment.GetEnvironmentVariable("RLHF_NUM_THREADS") ?? Environment.GetEnvironmentVariable("OMP_NUM_THREADS");
         var n = int.TryParse(env, out var v) && v > 0 ? v : Environment.ProcessorCount;
         if (N.rt_get_num_threads() != n) Tensor.Check(N.rt_set_num_threads(n));
+        BlasKernels.VerifyOnce();
     }
 
     // ---- scopes, grad mode, counters ----

@@ -52,6 +52,9 @@ public static class EngineBench
 
     private const int D = 1024, Ff = 2048, Blocks = 5, Classes = 16, Micro = 16;
 
+    /// <summary>The per-stage rows (rank 0's JSON) of the last <see cref="Run"/>.</summary>
+    public static IReadOnlyList<JsonElement> LastRows { get; private set; } = [];
+
     /// <summary>Launches two ranks of <see cref="Worker"/> per stage and prints the table.</summary>
     public static int Run(string[] args)
     {
@@ -72,6 +75,7 @@ public static class EngineBench
             rows.Add(JsonDocument.Parse(File.ReadAllText(outFile)).RootElement.Clone());
             File.Delete(outFile);
         }
+        LastRows = rows;
         var first = rows[0];
         Console.WriteLine($"Engine: world size 2 (Gloo, loopback), {first.GetProperty("params").GetInt64() / 1e6:F1}M parameters, micro-batch {Micro} x [{D}], " +
                           $"{(bf16 == "1" ? "bf16" : "fp32")}, {threads} intra-op thread(s) per rank, {steps} timed steps after 1 warm-up");

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Rlhf.Core.Models;
+using Rlhf.Bench.Suites;
 using Rlhf.Settings;
 using Rlhf.Shell.Generation;
 using Rlhf.Torch;
@@ -21,6 +22,18 @@ public sealed class GenerationBench : IBenchSuite
 
     /// <inheritdoc />
     public string Description => "paged generator vs static batching: tokens/s and KV utilisation on an RLHF rollout workload";
+
+    /// <summary>The prompts of the last run (for the PyTorch peer of <c>all</c>).</summary>
+    public int[][] Prompts { get; private set; } = [];
+
+    /// <summary>Paged generator tokens/s of the last run.</summary>
+    public double PagedTokensPerSecond { get; private set; }
+
+    /// <summary>Static-batch baseline tokens/s of the last run (NaN when skipped).</summary>
+    public double StaticTokensPerSecond { get; private set; } = double.NaN;
+
+    /// <summary>Paged forward time over the time its weight matmuls take at the measured matmul peak (the limit), last run.</summary>
+    public double ForwardShareOfLimit { get; private set; }
 
     /// <inheritdoc />
     public int Run(string[] args)
@@ -69,6 +82,16 @@ public sealed class GenerationBench : IBenchSuite
                           $"KV {paged.NumBlocks} blocks × {blockSize}, peak {st.PeakBlocksUsed} used, utilisation {st.MeanKvUtilization:P1}");
         Console.WriteLine($"          CPU {pagedCpu:F1} s = {pagedTokens / pagedCpu:F0} tok/CPU-s; wall split: schedule {st.ScheduleSeconds:F2} s, " +
                           $"forward {st.ForwardSeconds:F2} s, sample {st.SampleSeconds:F2} s");
+        // Weight matmuls: 2 FLOPs per matmul parameter (all but the embedding lookup) per processed token.
+        var matmulParams = w.ParameterCount - w[WeightNames.Embedding(config)].NumEl;
+        var weightFlops = 2.0 * matmulParams * (st.PrefillTokens + st.DecodeTokens);
+        var peak = ModelsBench.MatmulPeak(1.0);
+        var limit = weightFlops / (peak * 1e9);
+        ForwardShareOfLimit = limit / st.ForwardSeconds;
+        Console.WriteLine($"          forward {st.ForwardSeconds:F2} s vs weight matmuls ({weightFlops / 1e9:F0} GFLOP) at the matmul peak " +
+                          $"({peak:F1} GFLOP/s, {Torch.NumThreads} thread(s)) {limit:F2} s: {ForwardShareOfLimit:P0} of that limit (target ≥ 50%)");
+        Prompts = prompts;
+        PagedTokensPerSecond = pagedTokens / pagedSec;
         if (skipStatic) return 0;
 
         var baseline = new StaticBatchGenerator(w);
@@ -89,6 +112,7 @@ public sealed class GenerationBench : IBenchSuite
         Console.WriteLine($"  static: {staticTokens} tokens in {staticSec:F2} s = {staticTokens / staticSec:F0} tok/s; {baseline.Steps} decode steps over " +
                           $"{prompts.Length * n} rows; KV utilisation {baseline.FilledSlots / (double)baseline.ReservedSlots:P1}");
         Console.WriteLine($"          CPU {staticCpu:F1} s = {staticTokens / staticCpu:F0} tok/CPU-s; completions identical to paged: {same}/{prompts.Length * n}");
+        StaticTokensPerSecond = staticTokens / staticSec;
         Console.WriteLine($"  speed-up: {pagedTokens / pagedSec / (staticTokens / staticSec):F2}× wall, {pagedTokens / pagedCpu / (staticTokens / staticCpu):F2}× CPU   " +
                           $"targets: ≥ 2× and ≥ 90% utilisation");
         return 0;

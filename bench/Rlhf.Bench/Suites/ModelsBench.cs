@@ -25,6 +25,37 @@ public sealed class ModelsBench : IBenchSuite
 
     private sealed record Case(string Label, ModelConfig Config);
 
+    /// <summary>One measured step: model, mode ("fwd" or "fwd+bwd"), fastest step, throughput and CPU utilisation.</summary>
+    public sealed record Measurement(string Label, long Parameters, long MatmulParameters, string Mode, double Seconds, double TokensPerSecond, double Gflops, double Utilisation);
+
+    /// <summary>The matmul peak (GFLOP/s) and the llama-3M and llama-20M steps at batch × <paramref name="t"/>, float32.</summary>
+    public static (double Peak, List<Measurement> Rows) Measure(int batch, int t, double seconds, bool fwdBwdOnly)
+    {
+        var peak = MatmulPeak(seconds);
+        Case[] cases =
+        [
+            new("llama-3M", ModelConfig.Llama(1024, 256, 512, 4, 4) with { MaxPositionEmbeddings = t }),
+            new("llama-20M", ModelConfig.Llama(2048, 512, 1376, 6, 8) with { MaxPositionEmbeddings = t }),
+        ];
+        var rows = new List<Measurement>();
+        foreach (var c in cases)
+        {
+            using var w = ModelInit.Random(c.Config, 0);
+            var total = w.ParameterCount;
+            var n = total - w[WeightNames.Embedding(c.Config)].NumEl;
+            var tokens = (double)batch * t;
+            var fwdFlopsPerToken = 2.0 * n + 4.0 * c.Config.NumHiddenLayers * t * c.Config.HiddenSize;
+            foreach (var mode in fwdBwdOnly ? new[] { "fwd+bwd" } : new[] { "fwd", "fwd+bwd" })
+            {
+                var backward = mode == "fwd+bwd";
+                var (sec, util) = TimeStep(w, batch, t, backward, seconds);
+                var flops = (backward ? 3 : 1) * fwdFlopsPerToken * tokens;
+                rows.Add(new(c.Label, total, n, mode, sec, tokens / sec, flops / sec / 1e9, util));
+            }
+        }
+        return (peak, rows);
+    }
+
     /// <inheritdoc />
     public int Run(string[] args)
     {
@@ -33,36 +64,19 @@ public sealed class ModelsBench : IBenchSuite
         const int T = 256;
         var seconds = quick ? 1.0 : 4.0;
         Console.WriteLine($"libtorch {Torch.Version}, {Torch.NumThreads} intra-op threads, {Environment.ProcessorCount} logical CPUs; batch {batch} × seq {T}, float32");
-        var peak = MatmulPeak(seconds);
+        var (peak, measured) = Measure(batch, T, seconds, fwdBwdOnly: false);
         Console.WriteLine($"matmul peak (1024³ float32): {peak:F1} GFLOP/s");
         Console.WriteLine();
-        Case[] cases =
-        [
-            new("llama-3M", ModelConfig.Llama(1024, 256, 512, 4, 4) with { MaxPositionEmbeddings = T }),
-            new("llama-20M", ModelConfig.Llama(2048, 512, 1376, 6, 8) with { MaxPositionEmbeddings = T }),
-        ];
         var rows = new List<string[]> { new[] { "model", "params", "matmul N", "mode", "ms/step", "tokens/s", "GFLOP/s", "% peak", "cpu" } };
-        foreach (var c in cases)
-        {
-            using var w = ModelInit.Random(c.Config, 0);
-            var total = w.ParameterCount;
-            var n = total - w[WeightNames.Embedding(c.Config)].NumEl;
-            var tokens = (double)batch * T;
-            var fwdFlopsPerToken = 2.0 * n + 4.0 * c.Config.NumHiddenLayers * T * c.Config.HiddenSize;
-            foreach (var mode in new[] { "fwd", "fwd+bwd" })
-            {
-                var backward = mode == "fwd+bwd";
-                var (sec, util) = TimeStep(w, batch, T, backward, seconds);
-                var flops = (backward ? 3 : 1) * fwdFlopsPerToken * tokens;
-                var gflops = flops / sec / 1e9;
-                rows.Add([c.Label, $"{total / 1e6:F2}M", $"{n / 1e6:F2}M", mode, $"{sec * 1e3:F1}", $"{tokens / sec:F0}", $"{gflops:F1}", $"{100 * gflops / peak:F0}%", $"{100 * util:F0}%"]);
-            }
-        }
+        foreach (var m in measured)
+            rows.Add([m.Label, $"{m.Parameters / 1e6:F2}M", $"{m.MatmulParameters / 1e6:F2}M", m.Mode, $"{m.Seconds * 1e3:F1}", $"{m.TokensPerSecond:F0}",
+                $"{m.Gflops:F1}", $"{100 * m.Gflops / peak:F0}%", $"{100 * m.Utilisation:F0}%"]);
         PrintTable(rows);
         return 0;
     }
 
-    private static double MatmulPeak(double seconds)
+    /// <summary>Best-of float32 1024³ matmul rate in GFLOP/s at the current intra-op threads.</summary>
+    public static double MatmulPeak(double seconds)
     {
         using var scope = Torch.NewScope();
         using var g = new Generator(0);

@@ -84,13 +84,21 @@ public static class Attention
         if (h % kv != 0) throw new ArgumentException($"query heads {h} are not a multiple of key/value heads {kv}");
         if (kv != h)
         {
-            k = k.RepeatInterleave(h / kv, 1);                                   // [B, H, Tk, hd]
-            v = v.RepeatInterleave(h / kv, 1);
+            // HF repeat_kv: expand a new head axis and flatten it (one copy), not repeat_interleave, whose int-repeats
+            // form builds an index tensor and gathers through it (measured several times slower in libtorch 1.13).
+            long b = k.Size(0), tk = k.Size(2), hd = k.Size(3), rep = h / kv;
+            k = k.Unsqueeze(2).Expand(b, kv, rep, tk, hd).Reshape(b, h, tk, hd);   // [B, H, Tk, hd]
+            v = v.Unsqueeze(2).Expand(b, kv, rep, tk, hd).Reshape(b, h, tk, hd);
         }
         var work = q.Dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-        var scores = q.Matmul(k.Transpose(-2, -1)).Mul(scale).To(work);         // [B, H, Tq, Tk]
-        if (allowed is not null) scores = scores.MaskedFill(allowed.LogicalNot(), work == ScalarType.Float64 ? double.MinValue : float.MinValue);
-        var probs = scores.Softmax(-1).To(q.Dtype);
+        // In place where autograd allows: matmul's backward needs its inputs, not its output, and a scalar multiply
+        // needs neither, so the fresh score tensor is scaled and masked where it lies (no casts when already float32).
+        var scores = q.Matmul(k.Transpose(-2, -1));                              // [B, H, Tq, Tk]
+        if (scores.Dtype == work) scores.Mul_(scale);
+        else scores = scores.Mul(scale).To(work);
+        if (allowed is not null) scores.MaskedFill_(allowed.LogicalNot(), work == ScalarType.Float64 ? double.MinValue : float.MinValue);
+        var probs = scores.Softmax(-1);
+        if (probs.Dtype != q.Dtype) probs = probs.To(q.Dtype);
         return probs.Matmul(v).MoveToOuter();                                    // [B, H, Tq, hd]
     }
 }

@@ -15,6 +15,9 @@ internal static partial class NativeLoader
 #pragma warning restore CA2255
     internal static void Register() => NativeLibrary.SetDllImportResolver(typeof(NativeLoader).Assembly, Resolve);
 
+    /// <summary>The loaded shim (zero until the first P/Invoke loads it); symbols of its dependencies resolve through it.</summary>
+    internal static IntPtr Handle { get; private set; }
+
     private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
     {
         if (name != LibraryName) return IntPtr.Zero;
@@ -24,7 +27,8 @@ internal static partial class NativeLoader
             tried.Add(candidate);
             if (!File.Exists(candidate)) continue;
             PreferPassiveOpenMpWait();
-            try { return NativeLibrary.Load(candidate); }
+            BlasKernels.ChooseBeforeLoad(SetEnv);
+            try { return Handle = NativeLibrary.Load(candidate); }
             catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
             {
                 throw new DllNotFoundException(

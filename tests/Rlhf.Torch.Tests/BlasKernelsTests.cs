@@ -1,0 +1,93 @@
+// The OpenBLAS kernel choice (a pure function of the environment and the CPU) and the start-up product check.
+using FsCheck;
+using FsCheck.Fluent;
+using Rlhf.Torch;
+
+namespace Rlhf.Torch.Tests;
+
+public class BlasKernelsTests
+{
+    [Theory]
+    [InlineData(null, true, true, true, true, "SKYLAKEX")]
+    [InlineData(null, true, true, true, false, null)]
+    [InlineData(null, true, true, false, true, null)]
+    [InlineData(null, true, false, true, true, null)]
+    [InlineData(null, false, true, true, true, null)]
+    [InlineData(null, false, false, false, false, null)]
+    [InlineData("", true, true, true, true, null)]
+    [InlineData("HASWELL", true, true, true, true, null)]
+    [InlineData("Haswell", false, false, false, false, null)]
+    [InlineData("", false, false, false, false, null)]
+    public void Chooses_skylakex_only_when_unset_and_the_cpu_has_all_four_avx512_subsets(
+        string? current, bool f, bool bw, bool dq, bool vl, string? expected) =>
+        Assert.Equal(expected, BlasKernels.ChooseCoreType(current, f, bw, dq, vl));
+
+    [Fact]
+    public void Never_overrides_a_value_that_is_set() => Check.One(
+        Config.QuickThrowOnFailure.WithMaxTest(300).WithQuietOnSuccess(true),
+        Prop.ForAll(Arb.From(ArbMap.Default.GeneratorFor<string>().Where(s => s is not null)),
+            Arb.From(ArbMap.Default.GeneratorFor<bool[]>().Where(b => b is not null && b.Length >= 4)),
+            (set, cpu) => BlasKernels.ChooseCoreType(set, cpu[0], cpu[1], cpu[2], cpu[3]) is null));
+
+    [Fact]
+    public void The_choice_made_at_load_is_what_the_environment_now_says()
+    {
+        _ = Torch.Version;
+        if (BlasKernels.CoreTypeSetByRlhf is { } chosen)
+        {
+            Assert.Equal(chosen, Environment.GetEnvironmentVariable(BlasKernels.CoreTypeVariable));
+            Assert.Equal("skylakex", BlasKernels.CoreName.ToLowerInvariant());
+        }
+        Assert.Contains(BlasKernels.CoreName, BlasKernels.Describe());
+    }
+
+    [Fact]
+    public void The_core_name_comes_from_the_loaded_openblas()
+    {
+        // Debian's libtorch links libblas.so.3, which tools/bootstrap.sh points at OpenBLAS (pthread build).
+        var name = BlasKernels.CoreName;
+        Assert.NotEqual("not OpenBLAS", name);
+        Assert.Matches("^[A-Za-z0-9]+$", name);
+        var forced = Environment.GetEnvironmentVariable(BlasKernels.CoreTypeVariable);
+        if (!string.IsNullOrEmpty(forced)) Assert.Equal(forced.ToLowerInvariant(), name.ToLowerInvariant());
+    }
+
+    [Fact]
+    public void The_kernels_of_this_machine_pass_the_start_up_check() => Assert.Null(BlasKernels.VerificationProblem);
+
+    [Fact]
+    public void The_start_up_check_catches_an_offset_product()
+    {
+        var problem = BlasKernels.Verify((a, b) => a.Matmul(b).Add(1e-3));
+        Assert.NotNull(problem);
+        Assert.StartsWith("element (0, 0)", problem);
+    }
+
+    [Fact]
+    public void The_start_up_check_catches_bfloat16_rounding_of_the_inputs()
+    {
+        var problem = BlasKernels.Verify((a, b) => a.To(ScalarType.BFloat16).Matmul(b.To(ScalarType.BFloat16)).To(ScalarType.Float32));
+        Assert.NotNull(problem);
+    }
+
+    [Fact]
+    public void The_start_up_check_catches_a_transposed_operand()
+    {
+        // A kernel that reads B with the wrong stride: same shape, wrong values.
+        var problem = BlasKernels.Verify((a, b) => a.Matmul(b.Reshape(29, 67).Transpose(0, 1)));
+        Assert.NotNull(problem);
+    }
+
+    [Fact]
+    public void Check_product_accepts_float32_rounding_and_rejects_one_wrong_element()
+    {
+        // 1×3 · 3×1 = 1·(1/3 rounded) + … ; a hand value: [0.5, 0.25, 2] · [2, 4, 0.125] = 1 + 1 + 0.25 = 2.25.
+        float[] a = [0.5f, 0.25f, 2f], b = [2f, 4f, 0.125f];
+        Assert.Null(BlasKernels.CheckProduct(a, b, [2.25f], 1, 3, 1));
+        Assert.Null(BlasKernels.CheckProduct(a, b, [MathF.BitIncrement(2.25f)], 1, 3, 1)); // one ulp: within 2·3·2⁻²⁴·4.25
+        var wrong = BlasKernels.CheckProduct(a, b, [2.25f + 1e-4f], 1, 3, 1);
+        Assert.NotNull(wrong);
+        Assert.Contains("element (0, 0)", wrong);
+        Assert.Throws<ArgumentException>(() => BlasKernels.CheckProduct(a, b, [1f, 2f], 1, 3, 1));
+    }
+}
