@@ -56,17 +56,16 @@ public class OfflineStagesTests
     public void The_reward_model_beats_chance_on_held_out_pairs_and_final_scores_as_a_reward_source()
     {
         var dir = TestPaths.TempDir();
-        var r = Run("reward_model.yaml", dir, "training.max_steps=120", "data.task=copy", "data.num_examples=1200", "data.eval_fraction=0.2",
-            "data.demonstration_error_rate=0.5", "training.logging_steps=40");
+        string[] data = ["data.task=copy", "data.task_min_digits=2", "data.task_max_digits=3", "data.num_examples=1000", "data.eval_fraction=0.2"];
+        var r = Run("reward_model.yaml", dir, ["training.max_steps=300", "training.logging_steps=100", .. data]);
         var before = At(r, 0, "eval/accuracy");
         var after = r.Final["eval/accuracy"];
-        // 240 held-out pairs: chance is 0.5 with a standard error of 0.032; 0.6 is three standard errors above it.
+        // 200 held-out pairs: chance is 0.5 with a standard error of 0.035; 0.6 is almost three standard errors above it.
         Assert.True(after >= 0.6, $"held-out pair accuracy {before} → {after}");
         foreach (var key in new[] { "loss", "accuracy", "margin", "lr" }) Assert.True(r.Final.ContainsKey(key), key);
 
         // final/ has a score head and ranks the held-out pairs as the stage measured, through the reward source.
-        var config = Config("reward_model.yaml", "data.task=copy", "data.num_examples=1200", "data.eval_fraction=0.2", "data.demonstration_error_rate=0.5",
-            $"reward.model_args.model_name_or_path={r.FinalDirectory}");
+        var config = Config("reward_model.yaml", [.. data, $"reward.model_args.model_name_or_path={r.FinalDirectory}"]);
         var tokenizer = new ByteTokenizer(260);
         var encoder = PromptEncoder.From(tokenizer, config.Data, config.Tokenizer);
         var pairs = TrainingData.Preferences(config.Data, config.Training.Seed).Eval.Select(encoder.Encode).ToArray();
