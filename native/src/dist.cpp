@@ -274,7 +274,8 @@ RT_API rt_work rt_pg_reduce_scatter(rt_pg g, rt_tensor input, rt_tensor output, 
     }
     c10d::AllreduceOptions o;
     o.reduceOp = rt::reduce_op(op);
-    at::Tensor s = in.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true).view({-1});
+    // Gloo reduces in place: work on a copy, in fp32 only where Gloo needs it (bf16), so float64 stays exact.
+    at::Tensor s = in.to(rt::needs_staging(*g, in) ? at::kFloat : in.scalar_type(), /*non_blocking=*/false, /*copy=*/true).view({-1});
     std::vector<at::Tensor> v{s};
     w->work = g->pg->allreduce(v, o);
     at::Tensor dst = out;

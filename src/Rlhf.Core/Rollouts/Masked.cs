@@ -11,7 +11,7 @@ using Torch = Rlhf.Torch.Torch;
 /// </summary>
 public static class Masked
 {
-    /// <summary>The whitening epsilon (TRL / REFERENCE.md): <c>rsqrt(var + 1e-8)</c>.</summary>
+    /// <summary>The whitening epsilon (TRL <c>masked_whiten</c>, trl/trainer/utils.py): <c>rsqrt(var + 1e-8)</c>.</summary>
     public const double WhitenEpsilon = 1e-8;
 
     /// <summary>x where mask, else 0. x [..], mask [..] → [..].</summary>

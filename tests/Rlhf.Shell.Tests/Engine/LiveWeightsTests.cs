@@ -1,3 +1,4 @@
+using Rlhf.Settings;
 using Rlhf.Core.Models;
 using Rlhf.Shell.Engine;
 using Rlhf.Shell.Generation;
@@ -154,15 +155,15 @@ public class LiveWeightsTests
         MicroStep(e, 0);
         var layers = new TransformerLayers(Tiny);
         int[][] prompts = [[1, 2, 3], [7, 8, 9, 10, 11]];
-        var p = new SamplingParams(N: 2, Temperature: 0.8, MaxTokens: 12, Seed: 5);
+        var p = new SamplingParams { N = 2, Temperature = 0.8, MaxTokens = 12, Seed = 5 };
         IReadOnlyList<RequestOutput> live, copied;
         using (var lease = e.AcquireWeights())
         {
             var view = layers.LiveWeights(lease);
-            using (var g = new PagedGenerator(view)) live = g.Generate(prompts, p);
+            using (var g = new PagedGenerator(view, new GenerationSettings())) live = g.Generate(prompts, p);
             using var scope = Torch.NewScope();
             using var copy = new ModelWeights(Tiny, lease.Weights.Select(kv => KeyValuePair.Create(kv.Key, kv.Value.Clone())));
-            using (var g = new PagedGenerator(copy)) copied = g.Generate(prompts, p);
+            using (var g = new PagedGenerator(copy, new GenerationSettings())) copied = g.Generate(prompts, p);
         }
         for (var j = 0; j < prompts.Length; j++)
             for (var i = 0; i < 2; i++)
