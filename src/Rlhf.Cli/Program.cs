@@ -19,6 +19,7 @@ public static class Program
         root.Subcommands.Add(ConfigCommands.Build());
         root.Subcommands.Add(LaunchCommand.Build());
         root.Subcommands.Add(CheckpointCommands.Build());
+        root.Subcommands.Add(TrainCommand.Build());
         // With no subcommand, run the main job on the embedded default.
         root.SetAction(parse => DoctorCommand.Run(DoctorCommand.DefaultSteps, parse.InvocationConfiguration.Output));
         return root;

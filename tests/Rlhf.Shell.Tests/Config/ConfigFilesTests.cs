@@ -102,7 +102,7 @@ public class ConfigFilesTests
     [Fact]
     public void Ppo_roles_use_their_own_device_mapping_for_the_batch_rule()
     {
-        var c = ConfigLoader.Load(Path.Combine(TestPaths.Configs, "ppo.yaml")).Match(x => x, e => throw new Xunit.Sdk.XunitException(ConfigLoader.Format(e)));
+        var c = ConfigLoader.Load(Path.Combine(TestPaths.Configs, "examples", "ppo_pythia_tldr.yaml")).Match(x => x, e => throw new Xunit.Sdk.XunitException(ConfigLoader.Format(e)));
         Assert.Equal([0L, 1L, 2L, 3L], c.ActorTrain!.DeviceMapping!);
         Assert.Equal([4L, 5L, 6L, 7L], c.ActorInfer!.DeviceMapping!);
         Assert.Equal(16L * 4 * 4, c.ActorTrain.StrategyArgs.StrategyConfig!.TrainBatchSize);

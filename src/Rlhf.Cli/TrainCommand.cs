@@ -1,0 +1,94 @@
+using System.CommandLine;
+using Rlhf.Settings;
+using Rlhf.Shell.Config;
+using Rlhf.Shell.Telemetry;
+using Rlhf.Shell.Training;
+using Rlhf.Shell.Training.Online;
+
+namespace Rlhf.Cli;
+
+/// <summary>
+/// <c>rlhf train CONFIG [key=value …] [--dry-run]</c>: loads and resolves the config, then runs the stage its
+/// <c>training.algorithm</c> names — the online loop (<see cref="OnlineTrainer.Run"/>) or an offline stage
+/// (<c>OfflineStages.Run</c>) — into the run directory <c>training.output_dir</c>.
+/// </summary>
+public static class TrainCommand
+{
+    /// <summary>The full name of the offline stages' entry point (<c>static Run(RlhfConfig, TrainingRun)</c>).</summary>
+    public const string OfflineStagesType = "Rlhf.Shell.Training.Offline.OfflineStages";
+
+    /// <summary>Builds the command.</summary>
+    public static Command Build()
+    {
+        var file = new Argument<string>("config") { Description = "The YAML config to train with." };
+        var overrides = new Argument<string[]>("overrides") { Description = "Overrides such as training.max_steps=10 training.output_dir=out.", Arity = ArgumentArity.ZeroOrMore };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan (roles, parameter counts, batch arithmetic, memory per rank) and exit without training." };
+        var cmd = new Command("train", "Train with the algorithm the config names (online DPO, PPO, RLOO, best-of-K, GRPO, REINFORCE++, SFT, reward model, DPO).")
+        {
+            file, overrides, dryRun,
+        };
+        cmd.SetAction(r => Run(r.GetValue(file)!, r.GetValue(overrides) ?? [], r.GetValue(dryRun), r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
+        return cmd;
+    }
+
+    /// <summary>Loads <paramref name="file"/> with <paramref name="overrides"/> and trains (or prints the plan); returns the exit code.</summary>
+    public static int Run(string file, IReadOnlyList<string> overrides, bool dryRun, TextWriter output, TextWriter error)
+    {
+        var loaded = ConfigLoader.Load(file, overrides);
+        RlhfConfig? config = null;
+        var failed = loaded.Match(
+            Succ: c => { config = c; return false; },
+            Fail: errors =>
+            {
+                error.Write(ConfigLoader.Format(errors) + "\n");
+                error.Write($"{errors.Count} error{(errors.Count == 1 ? "" : "s")} in {file}\n");
+                return true;
+            });
+        if (failed) return Program.FailureExitCode;
+        return dryRun ? DryRun(config!, output) : Train(config!, output);
+    }
+
+    /// <summary>The one dispatch from algorithm to stage: online algorithms to the online loop, the rest to the offline stages.</summary>
+    public static int Train(RlhfConfig config, TextWriter output)
+    {
+        if (OnlinePlan.IsOnline(config.Training.Algorithm))
+        {
+            OnlineTrainer.CheckSupported(config);
+            _ = OnlinePlan.From(config);                      // batch arithmetic fails before the run directory is made
+            using var run = TrainingRun.Open(config, console: new TextMetricsSink(output));
+            var code = OnlineTrainer.Run(config, run);
+            output.WriteLine($"trained {AlgorithmYaml.ToYaml(config.Training.Algorithm)}: {run.Directory} (final/ = the policy as a Hugging Face directory)");
+            return code;
+        }
+        var stages = typeof(TrainingRun).Assembly.GetType(OfflineStagesType)
+            ?? throw new NotSupportedException($"training.algorithm: {AlgorithmYaml.ToYaml(config.Training.Algorithm)} is an offline stage, and the offline stages are not built yet in this version of rlhf");
+        var entry = stages.GetMethod("Run", [typeof(RlhfConfig), typeof(TrainingRun)])
+            ?? throw new MissingMethodException($"{OfflineStagesType}.Run(RlhfConfig, TrainingRun) is missing");
+        using (var run = TrainingRun.Open(config, console: new TextMetricsSink(output)))
+        {
+            entry.Invoke(null, [config, run]);
+            output.WriteLine($"trained {AlgorithmYaml.ToYaml(config.Training.Algorithm)}: {run.Directory}");
+        }
+        return 0;
+    }
+
+    /// <summary>Prints the plan of an online run; offline stages print their algorithm and model only.</summary>
+    public static int DryRun(RlhfConfig config, TextWriter output)
+    {
+        var alg = config.Training.Algorithm;
+        var modelConfig = PolicyModels.Config(config.Model);
+        var parameters = OnlinePlan.ParameterCount(modelConfig);
+        if (!OnlinePlan.IsOnline(alg))
+        {
+            output.Write($"algorithm: {AlgorithmYaml.ToYaml(alg)} (offline stage)\nmodel: {PolicyModels.Describe(config.Model)}, {parameters:N0} parameters\noutput: {Path.GetFullPath(config.Training.OutputDir)}\n");
+            return 0;
+        }
+        var plan = OnlinePlan.From(config);
+        var reward = OnlineTrainer.RewardSource(config, OnlineTrainer.DefaultRegistry());
+        output.Write(plan.Describe(config, parameters, PolicyModels.Describe(config.Model), "frozen copy of the initial policy", $"{reward.Name} (rule function)"));
+        output.Write($"output: {Path.GetFullPath(config.Training.OutputDir)}\n");
+        try { OnlineTrainer.CheckSupported(config); }
+        catch (NotSupportedException e) { output.Write($"note: {e.Message}\n"); }
+        return 0;
+    }
+}
