@@ -26,7 +26,7 @@ let result =
     |> Result.mapError (fun e -> $"reward registry: {e}")
     |> Result.bind (fun registry ->
         Config.load (Path.Combine(References.repoRoot, "configs", "quickstart.yaml"))
-            [ "reward.function=sevens"; "training.max_steps=40"; $"training.output_dir={outDir}" ]
+            [ "reward.function=sevens"; "training.max_steps=40"; "training.logging_steps=1"; $"training.output_dir={outDir}" ]
         |> Result.mapError Config.formatErrors
         |> Result.bind (fun config -> Train.runWith registry config |> Result.mapError (fun f -> f.Message)))
 

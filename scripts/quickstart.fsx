@@ -11,7 +11,7 @@ let outDir =
     | _ -> Path.Combine("output", "quickstart_fsx")
 
 let result =
-    Config.load (Path.Combine(References.repoRoot, "configs", "quickstart.yaml")) [ "training.max_steps=60"; $"training.output_dir={outDir}" ]
+    Config.load (Path.Combine(References.repoRoot, "configs", "quickstart.yaml")) [ "training.max_steps=60"; "training.logging_steps=1"; $"training.output_dir={outDir}" ]
     |> Result.mapError Config.formatErrors
     |> Result.bind (fun config ->
         printfn "task %O, %O, %O layers × %O hidden" config.Data.Task config.Training.Algorithm config.Model.NumHiddenLayers config.Model.HiddenSize
@@ -19,13 +19,13 @@ let result =
 
 match result with
 | Ok outcome ->
-    // The trainer logs the task's gold reward on held-out prompts under keys that name it.
-    let gold = outcome.History |> List.collect (fun r -> [ for kv in r.Values do if kv.Key.Contains "gold" then yield r.Step, kv.Key, kv.Value ])
+    // With no reward section, the task's gold reward scores the rollouts: it is logged as objective/scores.
+    let gold = outcome.History |> List.choose (fun r -> match r.Values.TryGetValue "objective/scores" with | true, v -> Some(r.Step, v) | _ -> None)
     match gold with
-    | [] -> printfn "no gold-reward metric in the history (%d records) in %s" outcome.History.Length outcome.OutputDir
+    | [] -> printfn "no objective/scores in the history (%d records) in %s" outcome.History.Length outcome.OutputDir
     | _ ->
-        let (s0, k, v0), (s1, _, v1) = List.head gold, List.last gold
-        printfn "%s: before (step %d) %.3f, after (step %d) %.3f" k s0 v0 s1 v1
+        let (s0, v0), (s1, v1) = List.head gold, List.last gold
+        printfn "gold reward (objective/scores): before (step %d) %.3f, after (step %d) %.3f" s0 v0 s1 v1
 | Error message ->
     eprintfn "%s" message
     exit 1

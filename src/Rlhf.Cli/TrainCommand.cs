@@ -3,6 +3,7 @@ using Rlhf.Settings;
 using Rlhf.Shell.Config;
 using Rlhf.Shell.Telemetry;
 using Rlhf.Shell.Training;
+using Rlhf.Shell.Training.Offline;
 using Rlhf.Shell.Training.Online;
 
 namespace Rlhf.Cli;
@@ -10,13 +11,10 @@ namespace Rlhf.Cli;
 /// <summary>
 /// <c>rlhf train CONFIG [key=value …] [--dry-run]</c>: loads and resolves the config, then runs the stage its
 /// <c>training.algorithm</c> names — the online loop (<see cref="OnlineTrainer.Run"/>) or an offline stage
-/// (<c>OfflineStages.Run</c>) — into the run directory <c>training.output_dir</c>.
+/// (<see cref="OfflineStages.Run"/>) — into the run directory <c>training.output_dir</c>.
 /// </summary>
 public static class TrainCommand
 {
-    /// <summary>The full name of the offline stages' entry point (<c>static Run(RlhfConfig, TrainingRun)</c>).</summary>
-    public const string OfflineStagesType = "Rlhf.Shell.Training.Offline.OfflineStages";
-
     /// <summary>Builds the command.</summary>
     public static Command Build()
     {
@@ -60,14 +58,10 @@ public static class TrainCommand
             output.WriteLine($"trained {AlgorithmYaml.ToYaml(config.Training.Algorithm)}: {run.Directory} (final/ = the policy as a Hugging Face directory)");
             return code;
         }
-        var stages = typeof(TrainingRun).Assembly.GetType(OfflineStagesType)
-            ?? throw new NotSupportedException($"training.algorithm: {AlgorithmYaml.ToYaml(config.Training.Algorithm)} is an offline stage, and the offline stages are not built yet in this version of rlhf");
-        var entry = stages.GetMethod("Run", [typeof(RlhfConfig), typeof(TrainingRun)])
-            ?? throw new MissingMethodException($"{OfflineStagesType}.Run(RlhfConfig, TrainingRun) is missing");
         using (var run = TrainingRun.Open(config, console: new TextMetricsSink(output)))
         {
-            entry.Invoke(null, [config, run]);
-            output.WriteLine($"trained {AlgorithmYaml.ToYaml(config.Training.Algorithm)}: {run.Directory}");
+            OfflineStages.Run(config, run);
+            output.WriteLine($"trained {AlgorithmYaml.ToYaml(config.Training.Algorithm)}: {run.Directory} (final/ = the model as a Hugging Face directory)");
         }
         return 0;
     }

@@ -4,12 +4,13 @@ module Rlhf.FSharp.Train
 
 open Rlhf.Settings
 open Rlhf.Shell.Telemetry
+open Rlhf.Shell.Training
+open Rlhf.Shell.Training.Offline
+open Rlhf.Shell.Training.Online
 open Rlhf.Shell.Training.Rewards
 
 /// Why a run did not produce a history.
 type Failure =
-    /// This build has no online trainer to run (nothing was trained).
-    | TrainerUnavailable of message: string
     /// The trainer rejected the config or a reward name, with the message.
     | Rejected of message: string
     /// The run started and failed, with the message.
@@ -18,7 +19,6 @@ type Failure =
     /// The failure as one line for a person.
     member this.Message =
         match this with
-        | TrainerUnavailable m -> $"trainer unavailable: {m}"
         | Rejected m -> $"config rejected: {m}"
         | Failed m -> $"training failed: {m}"
 
@@ -29,17 +29,25 @@ type Outcome =
       /// The run directory (metrics files, checkpoints, the final policy).
       OutputDir: string }
 
-/// The message of a run attempted where the online loop is missing: names what is missing, promises nothing ran.
-let unavailableMessage =
-    "the online training loop (Rlhf.Shell.Training.Online, the loop behind `rlhf train`) is not part of this build; "
-    + "nothing was trained"
-
-/// Runs the online loop of `config` with rewards resolved from `rewards` (see `Reward.registry`), returning the metrics
-/// history. In this build the online loop has not landed: the result is `Error (TrainerUnavailable …)`, never a fake run.
+/// Runs the stage `config` names — the online loop behind `rlhf train` (online DPO, RLOO, best-of-K, GRPO, REINFORCE++)
+/// or an offline stage (SFT, reward model, DPO) — with rewards resolved from `rewards` (see `Reward.registry`), writing
+/// the run directory `training.output_dir`, and returns the metrics history. A config the trainer refuses is
+/// `Error (Rejected …)`; a run that starts and fails is `Error (Failed …)`.
 let runWith (rewards: RewardRegistry) (config: RlhfConfig) : Result<Outcome, Failure> =
-    ignore rewards
-    ignore config
-    Error(TrainerUnavailable unavailableMessage)
+    let attempt () =
+        if OnlinePlan.IsOnline config.Training.Algorithm then
+            OnlineTrainer.CheckSupported config
+            OnlinePlan.From config |> ignore
+        use run = TrainingRun.Open(config)
+        if OnlinePlan.IsOnline config.Training.Algorithm then OnlineTrainer.Run(config, run, rewards) |> ignore
+        else OfflineStages.Run(config, run) |> ignore
+        { History = List.ofSeq run.History; OutputDir = run.Directory }
+    try
+        Ok(attempt ())
+    with
+    | :? System.NotSupportedException as e -> Error(Rejected e.Message)
+    | :? System.ArgumentException as e -> Error(Rejected e.Message)
+    | e -> Error(Failed e.Message)
 
 /// Runs the online loop of `config` with the built-in rewards (the synthetic tasks' gold rewards), returning the
 /// metrics history; see `runWith`.

@@ -221,12 +221,16 @@ let ``Generate.completions turns invalid sampling into an Error`` () =
 // ---- Train ----
 
 [<Fact>]
-let ``Train.run says the trainer is unavailable until the online loop lands`` () =
-    // When Rlhf.Shell.Training.Online lands and Train.runWith wraps it, this becomes: Ok with a non-empty history.
-    let c = Config.load quickstart [ "training.max_steps=1" ] |> okOrFail
+let ``Train.run trains with the online loop and returns one record per logged step`` () =
+    let dir = Path.Combine(Path.GetTempPath(), "rlhf-fs-train-" + Guid.NewGuid().ToString("N"))
+    let c = Config.load quickstart [ "training.max_steps=2"; "training.logging_steps=1"; $"training.output_dir={dir}" ] |> okOrFail
     match Train.run c with
-    | Error(Train.TrainerUnavailable message) -> Assert.Contains("nothing was trained", message)
-    | other -> failwith $"expected TrainerUnavailable, got {other}"
+    | Ok outcome ->
+        Assert.Equal<int64 list>([ 1L; 2L ], outcome.History |> List.map (fun r -> r.Step))
+        Assert.All(outcome.History, fun r -> Assert.True(r.Values.ContainsKey "objective/scores"))
+        Assert.True(File.Exists(Path.Combine(outcome.OutputDir, "metrics.jsonl")))
+        Directory.Delete(dir, true)
+    | Error f -> failwith f.Message
 
 [<Fact>]
 let ``Train.history reads a metrics file and names a missing one`` () =

@@ -42,23 +42,21 @@ let ``loss_playground prints hand-computed losses and writes three PNG plots`` (
             Assert.Equal<byte[]>([| 0x89uy; byte 'P'; byte 'N'; byte 'G' |], bytes[0..3]))
 
 [<Fact>]
-let ``custom_reward scores with the F# reward, then fails clearly while the trainer is missing`` () =
+let ``custom_reward scores with the F# reward, then trains on it`` () =
     withTempDir (fun dir ->
         let rc, out, err = fsi "scripts/custom_reward.fsx" [ dir ]
         Assert.Contains("sevens(7777, stopped=true) = 1.200", out)
         Assert.Contains("sevens(1737, stopped=false) = 0.500", out)
-        // Until the online loop lands: a clear failure. When Train wraps it, expect exit 0 and the reward printed.
-        Assert.True((rc = 1), $"exit {rc}\n{out}\n{err}")
-        Assert.Contains("trainer unavailable", err))
+        Assert.True((rc = 0), $"exit {rc}\n{out}\n{err}")
+        Assert.Contains("sevens reward: step 1 ", out))
 
 [<Fact>]
-let ``quickstart loads its config, then fails clearly while the trainer is missing`` () =
+let ``quickstart loads its config, trains, and prints the gold reward before and after`` () =
     withTempDir (fun dir ->
         let rc, out, err = fsi "scripts/quickstart.fsx" [ dir ]
         Assert.Contains("task reverse", out)
-        // Until the online loop lands: a clear failure. When Train wraps it, expect exit 0 and gold before/after.
-        Assert.True((rc = 1), $"exit {rc}\n{out}\n{err}")
-        Assert.Contains("trainer unavailable", err))
+        Assert.True((rc = 0), $"exit {rc}\n{out}\n{err}")
+        Assert.Contains("gold reward (objective/scores): before (step 1) ", out))
 
 [<Fact>]
 let ``a script without the build names the build command`` () =
