@@ -116,7 +116,7 @@ public class CommandErrorTests
         var dir = TempDir();
         var (code, _, err) = Run("checkpoint", "consolidate", dir, "--output", Path.Combine(TempDir(), "hf"));
         Assert.Equal(Program.FailureExitCode, code);
-        AssertOneLine(err, "rlhf checkpoint consolidate", $"no 'latest' file in {dir}");
+        AssertOneLine(err, "rlhf checkpoint consolidate", $"{Path.Combine(dir, "latest")}: no 'latest' file: not a checkpoint directory");
     }
 
     [Fact]
