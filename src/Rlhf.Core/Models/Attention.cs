@@ -91,14 +91,9 @@ public static class Attention
             v = v.Unsqueeze(2).Expand(b, kv, rep, tk, hd).Reshape(b, h, tk, hd);
         }
         var work = q.Dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-        // In place where autograd allows: matmul's backward needs its inputs, not its output, and a scalar multiply
-        // needs neither, so the fresh score tensor is scaled and masked where it lies (no casts when already float32).
-        var scores = q.Matmul(k.Transpose(-2, -1));                              // [B, H, Tq, Tk]
-        if (scores.Dtype == work) scores.Mul_(scale);
-        else scores = scores.Mul(scale).To(work);
-        if (allowed is not null) scores.MaskedFill_(allowed.LogicalNot(), work == ScalarType.Float64 ? double.MinValue : float.MinValue);
-        var probs = scores.Softmax(-1);
-        if (probs.Dtype != q.Dtype) probs = probs.To(q.Dtype);
+        var scores = q.Matmul(k.Transpose(-2, -1)).Mul(scale).To(work);         // [B, H, Tq, Tk]
+        if (allowed is not null) scores = scores.MaskedFill(allowed.LogicalNot(), work == ScalarType.Float64 ? double.MinValue : float.MinValue);
+        var probs = scores.Softmax(-1).To(q.Dtype);
         return probs.Matmul(v).MoveToOuter();                                    // [B, H, Tq, hd]
     }
 }

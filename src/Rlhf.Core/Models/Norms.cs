@@ -15,10 +15,9 @@ public static class Norms
     {
         using var scope = Torch.NewScope();
         var dtype = x.Dtype;
-        var h = dtype is ScalarType.Float64 or ScalarType.Float32 ? x : x.To(ScalarType.Float32);
+        var h = dtype == ScalarType.Float64 ? x : x.To(ScalarType.Float32);
         var variance = h.Square().Mean(-1, keepDim: true);                 // [.., 1]
-        var normed = h * variance.Add_(eps).Rsqrt();                        // in place on the fresh [.., 1] statistic
-        if (normed.Dtype != dtype) normed = normed.To(dtype);
+        var normed = (h * (variance + eps).Rsqrt()).To(dtype);
         return (weight * normed).MoveToOuter();
     }
 

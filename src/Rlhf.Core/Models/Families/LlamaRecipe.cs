@@ -3,8 +3,6 @@ using Rlhf.Torch;
 
 namespace Rlhf.Core.Models;
 
-using Torch = Rlhf.Torch.Torch;
-
 /// <summary>
 /// Llama 1–3 (transformers <c>modeling_llama.py</c>): pre-norm blocks x = x + attn(rms(x)); x = x + mlp(rms(x)),
 /// grouped-query attention with separate q/k/v/o projections (biases with <c>attention_bias</c>), full rotary,
@@ -72,25 +70,13 @@ public class LlamaRecipe : ModelRecipe
     public override Tensor FinalNorm(ModelWeights w, Tensor hidden) => Norms.RmsNorm(hidden, w["model.norm.weight"], w.Config.RmsNormEps);
 
     /// <inheritdoc />
-    /// <remarks>
-    /// One matmul for q, k and v: the three weights (and biases) are concatenated along the output dim for this call
-    /// and the product is split back into views. The concatenation copies 4·(H+2·KV)·hd·D bytes, small beside the
-    /// 2·B·T·(H+2·KV)·hd·D FLOPs it feeds; one larger GEMM runs closer to the BLAS peak than three thin ones, and the
-    /// backward's input gradient becomes one GEMM instead of three plus two adds. Weights stay separate tensors
-    /// (HF names, engine-owned views), so the concatenation is rebuilt each forward.
-    /// </remarks>
     public override (Tensor Q, Tensor K, Tensor V) QueryKeyValue(ModelWeights w, string p, Tensor x)
     {
         var c = w.Config;
         long b = x.Size(0), t = x.Size(1), h = c.NumAttentionHeads, kvh = c.NumKeyValueHeads, hd = c.HeadDim;
-        var weight = Torch.Cat([w[p + "self_attn.q_proj.weight"], w[p + "self_attn.k_proj.weight"], w[p + "self_attn.v_proj.weight"]], 0);   // [(H+2KV)·hd, D]
-        var bias = w.TryGet(p + "self_attn.q_proj.bias") is { } qb
-            ? Torch.Cat([qb, w[p + "self_attn.k_proj.bias"], w[p + "self_attn.v_proj.bias"]], 0)
-            : null;
-        var qkv = Functional.Linear(x, weight, bias);                                                                  // [B, T, (H+2KV)·hd]
-        var q = qkv.Narrow(-1, 0, h * hd).View(b, t, h, hd).Transpose(1, 2);                                          // [B, H, T, hd]
-        var k = qkv.Narrow(-1, h * hd, kvh * hd).View(b, t, kvh, hd).Transpose(1, 2);                                 // [B, KV, T, hd]
-        var v = qkv.Narrow(-1, (h + kvh) * hd, kvh * hd).View(b, t, kvh, hd).Transpose(1, 2);                        // [B, KV, T, hd]
+        var q = Functional.Linear(x, w[p + "self_attn.q_proj.weight"], w.TryGet(p + "self_attn.q_proj.bias")).View(b, t, h, hd).Transpose(1, 2);      // [B, H, T, hd]
+        var k = Functional.Linear(x, w[p + "self_attn.k_proj.weight"], w.TryGet(p + "self_attn.k_proj.bias")).View(b, t, kvh, hd).Transpose(1, 2);    // [B, KV, T, hd]
+        var v = Functional.Linear(x, w[p + "self_attn.v_proj.weight"], w.TryGet(p + "self_attn.v_proj.bias")).View(b, t, kvh, hd).Transpose(1, 2);    // [B, KV, T, hd]
         return (q, k, v);
     }
 
@@ -99,16 +85,11 @@ public class LlamaRecipe : ModelRecipe
         Functional.Linear(y, w[p + "self_attn.o_proj.weight"], w.TryGet(p + "self_attn.o_proj.bias"));                                                // [B, T, D]
 
     /// <inheritdoc />
-    /// <remarks>One matmul for gate and up (weights concatenated per call, as for q/k/v), split back into views.</remarks>
     public override Tensor Mlp(ModelWeights w, string p, Tensor x)
     {
-        var inter = w.Config.IntermediateSize;
-        var weight = Torch.Cat([w[p + "mlp.gate_proj.weight"], w[p + "mlp.up_proj.weight"]], 0);                    // [2I, D]
-        var bias = w.TryGet(p + "mlp.gate_proj.bias") is { } gb ? Torch.Cat([gb, w[p + "mlp.up_proj.bias"]], 0) : null;
-        var gateUp = Functional.Linear(x, weight, bias);                                                               // [B, T, 2I]
-        var gate = Activations.Apply(w.Config.HiddenAct, gateUp.Narrow(-1, 0, inter));                                // [B, T, I]
-        var up = gateUp.Narrow(-1, inter, inter);                                                                      // [B, T, I]
-        return Functional.Linear(gate * up, w[p + "mlp.down_proj.weight"], w.TryGet(p + "mlp.down_proj.bias"));        // [B, T, D]
+        var gate = Activations.Apply(w.Config.HiddenAct, Functional.Linear(x, w[p + "mlp.gate_proj.weight"], w.TryGet(p + "mlp.gate_proj.bias")));  // [B, T, I]
+        var up = Functional.Linear(x, w[p + "mlp.up_proj.weight"], w.TryGet(p + "mlp.up_proj.bias"));                                               // [B, T, I]
+        return Functional.Linear(gate * up, w[p + "mlp.down_proj.weight"], w.TryGet(p + "mlp.down_proj.bias"));                                      // [B, T, D]
     }
 
     // ---- config.json (transformers LlamaConfig) -----------------------------------------------------------------
