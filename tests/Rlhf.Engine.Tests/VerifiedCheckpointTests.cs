@@ -150,8 +150,7 @@ public class CheckpointKillTests
         {
             for (var trial = 0; trial < 10; trial++)
             {
-                // Each trial writes its own directory: a writer started over an earlier run's checkpoints (tags with other
-                // steps) once left latest naming the earlier run's step — tracked separately, not measured here.
+                // A fresh directory per trial, so no earlier trial's (higher-step) checkpoint can satisfy the check below.
                 dir = Path.Combine(root, $"ckpt-trial{trial}");
                 var delay = rng.Next(0, 700);
                 long lastSaved;
@@ -181,8 +180,9 @@ public class CheckpointKillTests
                 {
                     throw new Xunit.Sdk.XunitException($"after trial {trial} latest names '{tag}', which does not load: {e.Message}\n{string.Join("\n", log)}\n{Listing(dir)}");
                 }
-                // The checkpoint of the last reported save, or the one being committed when the kill came.
-                Assert.True(state.GlobalSteps == lastSaved || state.GlobalSteps == lastSaved + 1,
+                // Never older than the last save the test saw reported. It may be newer: the writer's stdout is read through a
+                // pipe, so on a fast machine saves committed just before the kill are not yet in the captured output.
+                Assert.True(state.GlobalSteps >= lastSaved,
                     $"latest is at step {state.GlobalSteps}, the last reported save at {lastSaved}\n{string.Join("\n", log)}");
             }
 
