@@ -71,7 +71,7 @@ public static class Checkpoint
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
-    internal static string Save(ZeroEngine e, string dir, string? tag)
+    internal static string Save(ZeroEngine e, string dir, string? tag, Action<string>? clientState = null)
     {
         tag ??= $"global_step{e.GlobalSteps}";
         if (tag.Length == 0 || tag.StartsWith('.') || tag.IndexOfAny(['/', '\\']) >= 0 || tag == LatestFile)
@@ -96,11 +96,14 @@ public static class Checkpoint
             foreach (var (file, tensors) in e.State.ModelStateFiles())
                 WriteFile(Path.Combine(tmp, file), tensors);
         }
+        // DeepSpeed's client_state: the caller's own files (trainer state, RNGs, queued rollouts) join the checkpoint and its manifest.
+        clientState?.Invoke(tmp);
         Barrier();
         if (e.Rank == 0)
         {
             // The manifest comes last, once every rank's shards are complete, with each shard's size and checksum.
-            var files = Directory.EnumerateFiles(tmp).Select(Path.GetFileName).Where(n => n!.EndsWith(".pt", StringComparison.Ordinal))
+            var files = Directory.EnumerateFiles(tmp).Select(Path.GetFileName)
+                .Where(n => n != StateFile && !n!.StartsWith('.') && !n.EndsWith(".part", StringComparison.Ordinal))
                 .Order(StringComparer.Ordinal).Select(n => Describe(Path.Combine(tmp, n!))).ToList();
             var (gs, ms, ss) = e.Counters;
             var state = new CheckpointState(tag, e.Stage, e.WorldSize, e.Layout.Params, gs, ms, ss, e.Settings.Bf16.Enabled,
@@ -307,6 +310,25 @@ public static class Checkpoint
                 throw new CheckpointException(path, $"SHA-256 {actual} does not match the manifest's {f.Sha256} (step {state.GlobalSteps}, tag '{state.Tag}'): corrupt, or copied from another checkpoint");
         }
         return state;
+    }
+
+    /// <summary>
+    /// The bytes of a client file (written by <see cref="ZeroEngine.SaveCheckpoint"/>'s <c>clientState</c>) of checkpoint
+    /// <paramref name="tag"/>, after checking that the manifest lists it and that its size and SHA-256 match;
+    /// <c>null</c> when the checkpoint has no such file.
+    /// </summary>
+    public static byte[]? ReadClientFile(string dir, string tag, string name)
+    {
+        var state = ReadState(dir, tag);
+        var entry = state.Files?.FirstOrDefault(f => f.Name == name);
+        var path = Path.Combine(dir, tag, name);
+        if (entry is null) return null;
+        if (!File.Exists(path)) throw new CheckpointException(path, "missing: the manifest lists it");
+        var bytes = File.ReadAllBytes(path);
+        var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        if (bytes.LongLength != entry.Bytes || !string.Equals(sha, entry.Sha256, StringComparison.OrdinalIgnoreCase))
+            throw new CheckpointException(path, $"{bytes.LongLength} bytes with SHA-256 {sha}; the manifest recorded {entry.Bytes} bytes, {entry.Sha256}: corrupt, or copied from another checkpoint");
+        return bytes;
     }
 
     /// <summary>

@@ -355,8 +355,13 @@ public sealed class ZeroEngine : IDisposable
         state.Dispose();
     }
 
-    /// <summary>Writes a sharded checkpoint <c>&lt;dir&gt;/&lt;tag&gt;/</c> atomically (see <see cref="Checkpoint"/>); returns the tag.</summary>
-    public string SaveCheckpoint(string dir, string? tag = null) => Checkpoint.Save(this, dir, tag);
+    /// <summary>
+    /// Writes a sharded checkpoint <c>&lt;dir&gt;/&lt;tag&gt;/</c> atomically (see <see cref="Checkpoint"/>); returns the tag.
+    /// <paramref name="clientState"/> (DeepSpeed's <c>client_state</c>) runs on every rank with the directory being written:
+    /// the files it adds (plain names, distinct per rank) are checksummed in the manifest and committed with the shards;
+    /// read them back with <see cref="Checkpoint.ReadClientFile"/>.
+    /// </summary>
+    public string SaveCheckpoint(string dir, string? tag = null, Action<string>? clientState = null) => Checkpoint.Save(this, dir, tag, clientState);
 
     /// <summary>Loads <c>&lt;dir&gt;/&lt;tag&gt;</c> (default: the tag in <c>latest</c>) at any world size; returns the tag.</summary>
     public string LoadCheckpoint(string dir, string? tag = null) => Checkpoint.Load(this, dir, tag);

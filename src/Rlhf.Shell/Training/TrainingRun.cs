@@ -41,6 +41,12 @@ public sealed class TrainingRun : IDisposable
     /// <summary>Where the trained model goes (<c>final/</c>).</summary>
     public string FinalDirectory => Path.Combine(Directory, "final");
 
+    /// <summary>
+    /// Set when the run should stop early (SIGINT/SIGTERM, Ctrl-C): every loop checks it between steps, writes a checkpoint
+    /// and ends with <see cref="OperationCanceledException"/>. Default: never.
+    /// </summary>
+    public CancellationToken Stopping { get; set; }
+
     /// <summary>The records logged so far, in order (what <see cref="Log"/> wrote).</summary>
     public List<MetricsRecord> History { get; } = [];
 
