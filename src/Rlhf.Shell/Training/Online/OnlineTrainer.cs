@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Rlhf.Core.Models;
 using Rlhf.Core.Objectives;
 using Rlhf.Core.Rollouts;
 using Rlhf.Settings;
@@ -58,13 +59,11 @@ public static class OnlineTrainer
     };
 
     /// <summary>
-    /// Checks what this loop does not do yet, before any model loads: PPO's critic, learned reward models, off-policy
+    /// Checks what this loop does not do yet, before any model loads: learned reward models, off-policy
     /// corrections (the synchronous loop trains on its own fresh rollouts) and more than one rank.
     /// </summary>
     public static void CheckSupported(RlhfConfig c)
     {
-        if (c.Training.Algorithm == Algorithm.Ppo)
-            throw new NotSupportedException("ppo: the critic (value model with GAE) is not built into the online loop yet; use rloo, grpo, reinforce_pp, online_dpo or bok");
         if (Objectives.Correction(c) is not null)
             throw new NotSupportedException($"{AlgorithmYaml.ToYaml(c.Training.Algorithm)}.importance_sampling: the synchronous loop trains on its own fresh rollouts and has no generator/trainer mismatch to correct; turn it off");
         if ((c.Distributed.WorldSize ?? 1) != 1)
@@ -84,7 +83,7 @@ public static class OnlineTrainer
         var seed = config.Training.Seed;
         var prompts = TrainingData.Prompts(config.Data, seed).Train;
         if (prompts.Count == 0) throw new ArgumentException("data: no training prompts (data.num_examples or the file is empty)");
-        var tokenizer = PolicyModels.Tokenizer(config.Tokenizer, config.Model);
+        var tokenizer = RoleModels.Tokenizer(config.Tokenizer, config.Model);
         var encoder = PromptEncoder.From(tokenizer, config.Data, config.Tokenizer);
         var examples = prompts.Select(encoder.Encode).ToArray();
         var reward = RewardSource(config, registry ?? DefaultRegistry());
@@ -94,18 +93,27 @@ public static class OnlineTrainer
         var pad = tokenizer.PadId ?? eos;
         if (sampling.StopTokenIds.Count == 0) sampling = sampling with { StopTokenIds = [eos] };
         var temperature = sampling.Temperature;
-        var device = PolicyModels.Device(config.Training.Device);
+        var device = RoleModels.Device(config.Training);
         var klCoef = KlCoefficient(config);
 
-        var layers = PolicyModels.Layers(config.Model);
-        var engineSeed = (ulong)(config.Model.InitSeed ?? seed);
-        using var engine = new ZeroEngine(layers, config.Engine, null, engineSeed, gradientCheckpointing: false, device);
+        var engineSeed = RoleModels.InitSeed(config.Model, (ulong)seed);
+        var (engine, layers) = RoleModels.Engine(RoleModels.Settings(config, ModelRole.ActorTrain), ModelHead.LanguageModel, config.Engine, engineSeed, device,
+            frozen: false, gradientCheckpointing: false);
+        using var _engine = engine;
         // Synchronous: generation ends before any update, so the generator reads the engine's own storage.
         engine.EnableLiveWeights(LiveWeightsMode.Shared);
         ZeroEngine reference;
+        Critic? critic = null;
         using (var initial = layers.GatherWeights(engine))
-            reference = ZeroEngine.Frozen(new TransformerLayers(initial), config.Engine, null, engineSeed, device);
+        {
+            // The reference is the initial policy (TRL: ref_policy), unless the reference role names its own directory.
+            reference = RoleModels.Path(config, ModelRole.Reference) == RoleModels.Path(config, ModelRole.ActorTrain)
+                ? ZeroEngine.Frozen(new TransformerLayers(initial), config.Engine, null, engineSeed, device)
+                : RoleModels.Engine(RoleModels.Settings(config, ModelRole.Reference), ModelHead.LanguageModel, config.Engine, engineSeed, device, frozen: true, gradientCheckpointing: false).Engine;
+            if (config.Training.Algorithm == Algorithm.Ppo) critic = Critic.Create(config, initial, engineSeed, device, null);
+        }
         using var _reference = reference;
+        using var _critic = critic;
         var order = new Random(checked((int)(seed & 0x7fffffff)));
         using var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed, order);
         long episode = 0;
@@ -135,7 +143,8 @@ public static class OnlineTrainer
                 var responses = Masking.Truncate(responseIds, eos, pad);
                 var logprobs = Rollouts.ResponseLogprobs(engine, promptIds, responses, pad, temperature);
                 var refLogprobs = Rollouts.ResponseLogprobs(reference, promptIds, responses, pad, temperature);
-                batch = RolloutBatch.Create(promptIds, responseIds, logprobs, refLogprobs, null, scores,
+                var values = critic?.Values(promptIds, responses, pad);
+                batch = RolloutBatch.Create(promptIds, responseIds, logprobs, refLogprobs, values, scores,
                     rows.Select(r => r.Group).ToArray(), Enumerable.Repeat(generated.Version, rows.Length).ToArray(), eos, pad);
             }
             var prepared = objective.Prepare(batch);
@@ -143,7 +152,7 @@ public static class OnlineTrainer
 
             // --- train
             clock.Restart();
-            var microStats = PolicyUpdate.Train(engine, objective, prepared, plan, pad, temperature, order);
+            var microStats = PolicyUpdate.Train(engine, objective, prepared, plan, pad, temperature, order, critic);
             var trainSeconds = clock.Elapsed.TotalSeconds;
             episode += plan.RolloutsPerStep;
 
@@ -163,10 +172,20 @@ public static class OnlineTrainer
                 run.Log(step, episode, metrics);
             }
             if (config.Training.SaveSteps > 0 && step % config.Training.SaveSteps == 0 && step != plan.Steps)
-                engine.SaveCheckpoint(run.CheckpointsDirectory);
+                SaveCheckpoints(run, engine, critic);
         }
-        engine.SaveCheckpoint(run.CheckpointsDirectory);
+        SaveCheckpoints(run, engine, critic);
         using (var final = layers.GatherWeights(engine)) HfModelDirectory.Save(run.FinalDirectory, final);
+        critic?.Save(CriticDirectory(run.FinalDirectory));
         return 0;
+    }
+
+    /// <summary>Where a PPO run keeps its value model inside <c>final/</c> and <c>checkpoints/</c>: a <c>critic/</c> folder.</summary>
+    public static string CriticDirectory(string directory) => Path.Combine(directory, "critic");
+
+    private static void SaveCheckpoints(TrainingRun run, ZeroEngine engine, Critic? critic)
+    {
+        engine.SaveCheckpoint(run.CheckpointsDirectory);
+        critic?.Engine.SaveCheckpoint(CriticDirectory(run.CheckpointsDirectory));
     }
 }

@@ -53,6 +53,7 @@ public class OnlineTrainerTests
     [InlineData("bok.yaml", "training.per_device_train_batch_size=16", "training.gradient_accumulation_steps=1")]
     [InlineData("grpo.yaml", "training.per_device_train_batch_size=16", "training.gradient_accumulation_steps=1")]
     [InlineData("reinforce_pp.yaml", "training.per_device_train_batch_size=16", "training.gradient_accumulation_steps=1")]
+    [InlineData("ppo.yaml", "training.per_device_train_batch_size=16", "training.gradient_accumulation_steps=1")]
     public void Each_online_algorithm_raises_the_rule_reward_over_its_start(string file, string batch, string gas)
     {
         var dir = TempDir();
@@ -95,7 +96,7 @@ public class OnlineTrainerTests
             Assert.True(Directory.Exists(Path.Combine(dir, "checkpoints", "global_step2")));   // save_steps = 2 (one optimizer step per step)
             Assert.True(Directory.Exists(Path.Combine(dir, "checkpoints", "global_step3")));   // and the end
             using var final = HfModelDirectory.Load(Path.Combine(dir, "final"));
-            Assert.Equal(PolicyModels.Config(config.Model).HiddenSize, final.Config.HiddenSize);
+            Assert.Equal(RoleModels.Config(config.Model).HiddenSize, final.Config.HiddenSize);
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
