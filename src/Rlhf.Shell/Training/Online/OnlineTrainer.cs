@@ -60,14 +60,12 @@ public static class OnlineTrainer
 
     /// <summary>
     /// Checks what this loop does not do yet, before any model loads: learned reward models, off-policy
-    /// corrections (the synchronous loop trains on its own fresh rollouts) and more than one rank.
+    /// corrections (the synchronous loop trains on its own fresh rollouts) and the asynchronous mode.
     /// </summary>
     public static void CheckSupported(RlhfConfig c)
     {
         if (Objectives.Correction(c) is not null)
             throw new NotSupportedException($"{AlgorithmYaml.ToYaml(c.Training.Algorithm)}.importance_sampling: the synchronous loop trains on its own fresh rollouts and has no generator/trainer mismatch to correct; turn it off");
-        if ((c.Distributed.WorldSize ?? 1) != 1)
-            throw new NotSupportedException($"distributed.world_size: the online loop runs one rank for now; got {c.Distributed.WorldSize}");
         if (c.Training.Async)
             throw new NotSupportedException("training.async: the asynchronous loop is not built yet; set training.async=false");
     }
@@ -75,11 +73,18 @@ public static class OnlineTrainer
     /// <summary>
     /// Trains the configured online algorithm, writing metrics, checkpoints and <c>final/</c> into <paramref name="run"/>;
     /// returns 0. <paramref name="registry"/> resolves <c>reward.function</c> names (default: the built-in task rewards).
+    /// Under <c>rlhf launch</c> (the torchrun environment) every rank runs this with its own share of each step's prompts and
+    /// its own generator on its local live weights (stage 3: the gathered ones); gradients meet in the engines; rank 0 writes
+    /// the metrics (means over the ranks) and <c>final/</c>.
     /// </summary>
     public static int Run(RlhfConfig config, TrainingRun run, RewardRegistry? registry = null)
     {
         CheckSupported(config);
         var plan = OnlinePlan.From(config);
+        var env = DistributedEnvironment.FromProcess();
+        if (env.WorldSize != plan.WorldSize)
+            throw new ArgumentException($"distributed.world_size is {plan.WorldSize} but this process is rank {env.Rank} of {env.WorldSize} ({env.Source}); set distributed.world_size={env.WorldSize}");
+        using var group = env.IsSingle ? null : env.InitProcessGroup(TimeSpan.FromSeconds(config.Distributed.TimeoutSeconds));
         var seed = config.Training.Seed;
         var prompts = TrainingData.Prompts(config.Data, seed).Train;
         if (prompts.Count == 0) throw new ArgumentException("data: no training prompts (data.num_examples or the file is empty)");
@@ -98,7 +103,7 @@ public static class OnlineTrainer
 
         var engineSeed = RoleModels.InitSeed(config.Model, (ulong)seed);
         var (engine, layers) = RoleModels.Engine(RoleModels.Settings(config, ModelRole.ActorTrain), ModelHead.LanguageModel, config.Engine, engineSeed, device,
-            frozen: false, gradientCheckpointing: false);
+            frozen: false, gradientCheckpointing: false, group);
         using var _engine = engine;
         // Synchronous: generation ends before any update, so the generator reads the engine's own storage.
         engine.EnableLiveWeights(LiveWeightsMode.Shared);
@@ -108,14 +113,14 @@ public static class OnlineTrainer
         {
             // The reference is the initial policy (TRL: ref_policy), unless the reference role names its own directory.
             reference = RoleModels.Path(config, ModelRole.Reference) == RoleModels.Path(config, ModelRole.ActorTrain)
-                ? ZeroEngine.Frozen(new TransformerLayers(initial), config.Engine, null, engineSeed, device)
-                : RoleModels.Engine(RoleModels.Settings(config, ModelRole.Reference), ModelHead.LanguageModel, config.Engine, engineSeed, device, frozen: true, gradientCheckpointing: false).Engine;
-            if (config.Training.Algorithm == Algorithm.Ppo) critic = Critic.Create(config, initial, engineSeed, device, null);
+                ? ZeroEngine.Frozen(new TransformerLayers(initial), config.Engine, group, engineSeed, device)
+                : RoleModels.Engine(RoleModels.Settings(config, ModelRole.Reference), ModelHead.LanguageModel, config.Engine, engineSeed, device, frozen: true, gradientCheckpointing: false, group).Engine;
+            if (config.Training.Algorithm == Algorithm.Ppo) critic = Critic.Create(config, initial, engineSeed, device, group);
         }
         using var _reference = reference;
         using var _critic = critic;
         var order = new Random(checked((int)(seed & 0x7fffffff)));
-        using var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed, order);
+        using var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed, order, engine.Rank);
         long episode = 0;
         for (long step = 1; step <= plan.Steps; step++)
         {
@@ -169,13 +174,16 @@ public static class OnlineTrainer
                 metrics["episodes_per_s"] = plan.RolloutsPerStep / Math.Max(1e-9, total.Elapsed.TotalSeconds);
                 metrics["lr"] = engine.LastLearningRate;
                 metrics["policy/version"] = engine.GlobalSteps;
-                run.Log(step, episode, metrics);
+                if (engine.WorldSize > 1)
+                    foreach (var key in metrics.Keys.Order(StringComparer.Ordinal).ToArray()) metrics[key] = engine.AllReduceMean(metrics[key]);
+                if (engine.Rank == 0) run.Log(step, episode, metrics);
             }
             if (config.Training.SaveSteps > 0 && step % config.Training.SaveSteps == 0 && step != plan.Steps)
                 SaveCheckpoints(run, engine, critic);
         }
         SaveCheckpoints(run, engine, critic);
-        using (var final = layers.GatherWeights(engine)) HfModelDirectory.Save(run.FinalDirectory, final);
+        using (var final = layers.GatherWeights(engine))
+            if (engine.Rank == 0) HfModelDirectory.Save(run.FinalDirectory, final);
         critic?.Save(CriticDirectory(run.FinalDirectory));
         return 0;
     }

@@ -30,7 +30,9 @@ public static class PolicyUpdate
             throw new InvalidOperationException($"{groups.Length} prompt groups after {objective.GetType().Name}.Prepare do not fill {micros} micro-batches");
         for (var epoch = 0; epoch < plan.Epochs; epoch++)
         {
-            var shuffled = groups.OrderBy(_ => order.Next()).ToArray();
+            // Every rank draws the keys of all ranks' groups and uses its own, so the shared random sequence does not depend on the rank count.
+            var keys = Enumerable.Range(0, groups.Length * engine.WorldSize).Select(_ => order.Next()).Skip(groups.Length * engine.Rank).Take(groups.Length).ToArray();
+            var shuffled = groups.Select((g, i) => (g, Key: keys[i])).OrderBy(x => x.Key).Select(x => x.g).ToArray();
             for (var m = 0; m < micros; m++)
             {
                 using var micro = Torch.NewScope();
