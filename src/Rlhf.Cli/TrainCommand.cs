@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Rlhf.Core.Models;
 using Rlhf.Settings;
 using Rlhf.Shell.Config;
 using Rlhf.Shell.Telemetry;
@@ -70,16 +71,23 @@ public static class TrainCommand
     public static int DryRun(RlhfConfig config, TextWriter output)
     {
         var alg = config.Training.Algorithm;
-        var modelConfig = PolicyModels.Config(config.Model);
+        var policy = RoleModels.Settings(config, ModelRole.ActorTrain);
+        var modelConfig = RoleModels.Config(policy);
         var parameters = OnlinePlan.ParameterCount(modelConfig);
         if (!OnlinePlan.IsOnline(alg))
         {
-            output.Write($"algorithm: {AlgorithmYaml.ToYaml(alg)} (offline stage)\nmodel: {PolicyModels.Describe(config.Model)}, {parameters:N0} parameters\noutput: {Path.GetFullPath(config.Training.OutputDir)}\n");
+            output.Write($"algorithm: {AlgorithmYaml.ToYaml(alg)} (offline stage)\nmodel: {RoleModels.Describe(policy)}, {parameters:N0} parameters\noutput: {Path.GetFullPath(config.Training.OutputDir)}\n");
             return 0;
         }
         var plan = OnlinePlan.From(config);
         var reward = OnlineTrainer.RewardSource(config, OnlineTrainer.DefaultRegistry());
-        output.Write(plan.Describe(config, parameters, PolicyModels.Describe(config.Model), "frozen copy of the initial policy", $"{reward.Name} (rule function)"));
+        var criticParameters = alg == Algorithm.Ppo
+            ? OnlinePlan.ParameterCount((RoleModels.CriticSource(config) is { } dir ? RoleModels.Config(policy with { Path = dir }) : modelConfig) with { Head = ModelHead.Score })
+            : 0;
+        var reference = RoleModels.Path(config, ModelRole.Reference) == RoleModels.Path(config, ModelRole.ActorTrain)
+            ? "frozen copy of the initial policy" : RoleModels.Describe(RoleModels.Settings(config, ModelRole.Reference));
+        output.Write(plan.Describe(config, parameters, RoleModels.Describe(policy), reference, $"{reward.Name} (rule function)",
+            alg == Algorithm.Ppo ? Critic.Describe(config) : null, criticParameters));
         output.Write($"output: {Path.GetFullPath(config.Training.OutputDir)}\n");
         try { OnlineTrainer.CheckSupported(config); }
         catch (NotSupportedException e) { output.Write($"note: {e.Message}\n"); }

@@ -6,10 +6,11 @@ using Rlhf.Shell.Training.Online;
 namespace Rlhf.Bench;
 
 /// <summary>
-/// Where a step of the online loop spends its time: online DPO on the quickstart config (tiny llama, byte tokenizer,
-/// synthetic task), the per-phase seconds of each step (generate, score, reference/rollout logprobs, train) averaged over
+/// Where a step of the online loop spends its time: online DPO on the quickstart config and PPO on configs/ppo.yaml (tiny
+/// llama, byte tokenizer, synthetic task; PPO adds the critic's forward to the rollout phase and its backward and step to
+/// training), the per-phase seconds of each step (generate, score, reference/rollout logprobs and values, train) averaged over
 /// the steps after the first (warm-up), and episodes and generated tokens per second.
-/// <c>bench -- train [STEPS] [CONFIG] [key=value …]</c>.
+/// <c>bench -- train [STEPS] [CONFIG] [key=value …]</c> (a CONFIG runs that one alone).
 /// </summary>
 public sealed class TrainBench : IBenchSuite
 {
@@ -17,15 +18,21 @@ public sealed class TrainBench : IBenchSuite
     public string Name => "train";
 
     /// <inheritdoc />
-    public string Description => "online DPO on the quickstart model: per-phase seconds per step and episodes/s";
+    public string Description => "online DPO and PPO on the quickstart model: per-phase seconds per step and episodes/s";
 
     /// <inheritdoc />
     public int Run(string[] args)
     {
         var steps = args.Length > 0 && int.TryParse(args[0], out var s) ? s : 20;
-        var file = args.Length > 1 ? args[1] : Path.Combine(FindRoot(), "configs", "quickstart.yaml");
+        var files = args.Length > 1 ? [args[1]] : new[] { "quickstart.yaml", "ppo.yaml" }.Select(f => Path.Combine(FindRoot(), "configs", f)).ToArray();
+        foreach (var file in files) Measure(file, steps, args.Skip(2).ToArray());
+        return 0;
+    }
+
+    private static void Measure(string file, int steps, string[] extra)
+    {
         var dir = Path.Combine(Path.GetTempPath(), "rlhf-bench-train-" + Environment.ProcessId);
-        string[] overrides = [$"training.max_steps={steps}", $"training.output_dir={dir}", "training.logging_steps=1", .. args.Skip(2)];
+        string[] overrides = [$"training.max_steps={steps}", $"training.output_dir={dir}", "training.logging_steps=1", .. extra];
         var config = ConfigLoader.Load(file, overrides).Match(c => c, e => throw new ArgumentException(ConfigLoader.Format(e)));
         var plan = OnlinePlan.From(config);
         try
@@ -49,7 +56,6 @@ public sealed class TrainBench : IBenchSuite
         {
             if (Directory.Exists(dir)) Directory.Delete(dir, true);
         }
-        return 0;
     }
 
     private static string AlgorithmName(Rlhf.Settings.RlhfConfig c) => Rlhf.Settings.AlgorithmYaml.ToYaml(c.Training.Algorithm);

@@ -52,12 +52,12 @@ public static class OfflineStages
     {
         var seed = config.Training.Seed;
         var texts = TrainingData.Completions(config.Data, seed);                       // data errors before any model loads
-        var tokenizer = StageModels.Tokenizer(config.Tokenizer, config.Model);
+        var tokenizer = RoleModels.Tokenizer(config.Tokenizer, config.Model);
         var encoder = PromptEncoder.From(tokenizer, config.Data, config.Tokenizer);
         var train = texts.Train.Select(encoder.Encode).ToArray();
         var eval = texts.Eval.Select(encoder.Encode).ToArray();
-        var device = StageModels.Device(config.Training);
-        var (engine, layers) = StageModels.Engine(config.Model, ModelHead.LanguageModel, config.Engine, unchecked((ulong)seed), device, frozen: false, GradientCheckpointing(config));
+        var device = RoleModels.Device(config.Training);
+        var (engine, layers) = RoleModels.Engine(RoleModels.Settings(config, ModelRole.ActorTrain), ModelHead.LanguageModel, config.Engine, unchecked((ulong)seed), device, frozen: false, GradientCheckpointing(config));
         using var _ = engine;
         var objective = Objectives.Sft(config.Sft);
         var pad = PadId(tokenizer);
@@ -104,12 +104,12 @@ public static class OfflineStages
             throw new ArgumentException("reward_model.use_margin: the preference data layouts read here carry no per-pair margin; turn it off");
         var seed = config.Training.Seed;
         var texts = TrainingData.Preferences(config.Data, seed);
-        var tokenizer = StageModels.Tokenizer(config.Tokenizer, config.Model);
+        var tokenizer = RoleModels.Tokenizer(config.Tokenizer, config.Model);
         var encoder = PromptEncoder.From(tokenizer, config.Data, config.Tokenizer);
         var train = texts.Train.Select(encoder.Encode).ToArray();
         var eval = texts.Eval.Select(encoder.Encode).ToArray();
-        var device = StageModels.Device(config.Training);
-        var (engine, layers) = StageModels.Engine(config.Model, ModelHead.Score, config.Engine, unchecked((ulong)seed), device, frozen: false, GradientCheckpointing(config));
+        var device = RoleModels.Device(config.Training);
+        var (engine, layers) = RoleModels.Engine(RoleModels.Settings(config, ModelRole.ActorTrain), ModelHead.Score, config.Engine, unchecked((ulong)seed), device, frozen: false, GradientCheckpointing(config));
         using var _ = engine;
         var objective = Objectives.RewardModel(config.RewardModel);
         var pad = PadId(tokenizer);
@@ -139,15 +139,15 @@ public static class OfflineStages
     {
         var seed = config.Training.Seed;
         var texts = TrainingData.Preferences(config.Data, seed);
-        var tokenizer = StageModels.Tokenizer(config.Tokenizer, config.Model);
+        var tokenizer = RoleModels.Tokenizer(config.Tokenizer, config.Model);
         var encoder = PromptEncoder.From(tokenizer, config.Data, config.Tokenizer);
         var train = texts.Train.Select(encoder.Encode).ToArray();
         var eval = texts.Eval.Select(encoder.Encode).ToArray();
-        var device = StageModels.Device(config.Training);
-        var (engine, layers) = StageModels.Engine(config.Model, ModelHead.LanguageModel, config.Engine, unchecked((ulong)seed), device, frozen: false, GradientCheckpointing(config));
+        var device = RoleModels.Device(config.Training);
+        var (engine, layers) = RoleModels.Engine(RoleModels.Settings(config, ModelRole.ActorTrain), ModelHead.LanguageModel, config.Engine, unchecked((ulong)seed), device, frozen: false, GradientCheckpointing(config));
         using var _ = engine;
         // The reference is the initial policy (TRL: ref_model = a copy of the model before training), run frozen.
-        var (reference, _) = StageModels.Engine(config.Model, ModelHead.LanguageModel, config.Engine, unchecked((ulong)seed), device, frozen: true, gradientCheckpointing: false);
+        var (reference, _) = RoleModels.Engine(RoleModels.Settings(config, ModelRole.Reference), ModelHead.LanguageModel, config.Engine, unchecked((ulong)seed), device, frozen: true, gradientCheckpointing: false);
         using var __ = reference;
         var objective = Objectives.Dpo(config.Dpo);
         var pad = PadId(tokenizer);

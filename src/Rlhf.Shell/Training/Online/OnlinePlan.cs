@@ -134,14 +134,19 @@ public sealed record OnlinePlan(
         return (p, g, o);
     }
 
-    /// <summary>The plan as the lines <c>rlhf train --dry-run</c> prints.</summary>
-    public string Describe(RlhfConfig c, long parameters, string policySource, string referenceSource, string rewardSource)
+    /// <summary>
+    /// The plan as the lines <c>rlhf train --dry-run</c> prints; PPO's critic is described by <paramref name="criticSource"/> and
+    /// counted with <paramref name="criticParameters"/> (trained: the same 16Ψ-style accounting as the policy).
+    /// </summary>
+    public string Describe(RlhfConfig c, long parameters, string policySource, string referenceSource, string rewardSource,
+        string? criticSource = null, long criticParameters = 0)
     {
         var ci = CultureInfo.InvariantCulture;
         var half = c.Engine.Bf16?.Enabled is true || c.Engine.Fp16?.Enabled is true;
         var stage = (int)(c.Engine.ZeroOptimization?.Stage ?? 0);
         var (p, g, o) = TrainedStateBytes(parameters, half, stage, WorldSize);
         var frozen = (half ? 2 : 4) * parameters / (stage >= 3 ? WorldSize : 1);
+        var (cp, cg, co) = Algorithm == Algorithm.Ppo ? TrainedStateBytes(criticParameters, half, stage, WorldSize) : (0, 0, 0);
         static string Mb(long bytes) => (bytes / (1024.0 * 1024.0)).ToString("0.00", CultureInfo.InvariantCulture) + " MiB";
         var s = new StringBuilder();
         s.Append(ci, $"algorithm: {AlgorithmYaml.ToYaml(Algorithm)}\n");
@@ -150,13 +155,15 @@ public sealed record OnlinePlan(
         s.Append(ci, $"  actor_infer (generator): the paged generator reading the policy's live weights\n");
         s.Append(ci, $"  reference (frozen): {referenceSource}, {parameters:N0} parameters\n");
         s.Append(ci, $"  reward: {rewardSource}\n");
-        if (Algorithm == Algorithm.Ppo) s.Append(ci, $"  critic (trained): value model from the policy with a score head\n");
+        if (Algorithm == Algorithm.Ppo)
+            s.Append(ci, $"  critic (trained): value model from {criticSource ?? "the policy's initial weights with a fresh score head"}, {criticParameters:N0} parameters\n");
         s.Append("batch:\n");
         s.Append(ci, $"  world_size {WorldSize} × per_device_train_batch_size {MicroBatch} × gradient_accumulation_steps {GradientAccumulation} × num_mini_batches {MiniBatches} = {RolloutsPerStep} rollouts (episodes) per step\n");
         s.Append(ci, $"  samples per prompt {SamplesPerPrompt} → {PromptsPerStep} prompts per step ({PromptsPerRank} per rank), {GroupsPerMicroBatch} prompt groups per micro-batch\n");
         s.Append(ci, $"  steps {Steps} ({Episodes} episodes), epochs per step {Epochs}, optimizer steps {OptimizerSteps} ({OptimizerStepsPerStep} per step)\n");
         s.Append(ci, $"memory per rank (ZeRO stage {stage}, {(half ? "bf16/fp16 mixed" : "fp32")}):\n");
-        s.Append(ci, $"  policy parameters {Mb(p)}, gradients {Mb(g)}, optimizer {Mb(o)}; reference {Mb(frozen)}; total {Mb(p + g + o + frozen)}\n");
+        var critic = Algorithm == Algorithm.Ppo ? $"; critic {Mb(cp + cg + co)}" : "";
+        s.Append(ci, $"  policy parameters {Mb(p)}, gradients {Mb(g)}, optimizer {Mb(o)}; reference {Mb(frozen)}{critic}; total {Mb(p + g + o + frozen + cp + cg + co)}\n");
         return s.ToString();
     }
 }

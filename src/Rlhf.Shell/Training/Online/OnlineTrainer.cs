@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Rlhf.Core.Models;
 using Rlhf.Core.Objectives;
 using Rlhf.Core.Rollouts;
 using Rlhf.Settings;
@@ -58,17 +59,13 @@ public static class OnlineTrainer
     };
 
     /// <summary>
-    /// Checks what this loop does not do yet, before any model loads: PPO's critic, learned reward models, off-policy
-    /// corrections (the synchronous loop trains on its own fresh rollouts) and more than one rank.
+    /// Checks what this loop does not do yet, before any model loads: learned reward models, off-policy
+    /// corrections (the synchronous loop trains on its own fresh rollouts) and the asynchronous mode.
     /// </summary>
     public static void CheckSupported(RlhfConfig c)
     {
-        if (c.Training.Algorithm == Algorithm.Ppo)
-            throw new NotSupportedException("ppo: the critic (value model with GAE) is not built into the online loop yet; use rloo, grpo, reinforce_pp, online_dpo or bok");
         if (Objectives.Correction(c) is not null)
             throw new NotSupportedException($"{AlgorithmYaml.ToYaml(c.Training.Algorithm)}.importance_sampling: the synchronous loop trains on its own fresh rollouts and has no generator/trainer mismatch to correct; turn it off");
-        if ((c.Distributed.WorldSize ?? 1) != 1)
-            throw new NotSupportedException($"distributed.world_size: the online loop runs one rank for now; got {c.Distributed.WorldSize}");
         if (c.Training.Async)
             throw new NotSupportedException("training.async: the asynchronous loop is not built yet; set training.async=false");
     }
@@ -76,15 +73,22 @@ public static class OnlineTrainer
     /// <summary>
     /// Trains the configured online algorithm, writing metrics, checkpoints and <c>final/</c> into <paramref name="run"/>;
     /// returns 0. <paramref name="registry"/> resolves <c>reward.function</c> names (default: the built-in task rewards).
+    /// Under <c>rlhf launch</c> (the torchrun environment) every rank runs this with its own share of each step's prompts and
+    /// its own generator on its local live weights (stage 3: the gathered ones); gradients meet in the engines; rank 0 writes
+    /// the metrics (means over the ranks) and <c>final/</c>.
     /// </summary>
     public static int Run(RlhfConfig config, TrainingRun run, RewardRegistry? registry = null)
     {
         CheckSupported(config);
         var plan = OnlinePlan.From(config);
+        var env = DistributedEnvironment.FromProcess();
+        if (env.WorldSize != plan.WorldSize)
+            throw new ArgumentException($"distributed.world_size is {plan.WorldSize} but this process is rank {env.Rank} of {env.WorldSize} ({env.Source}); set distributed.world_size={env.WorldSize}");
+        using var group = env.IsSingle ? null : env.InitProcessGroup(TimeSpan.FromSeconds(config.Distributed.TimeoutSeconds));
         var seed = config.Training.Seed;
         var prompts = TrainingData.Prompts(config.Data, seed).Train;
         if (prompts.Count == 0) throw new ArgumentException("data: no training prompts (data.num_examples or the file is empty)");
-        var tokenizer = PolicyModels.Tokenizer(config.Tokenizer, config.Model);
+        var tokenizer = RoleModels.Tokenizer(config.Tokenizer, config.Model);
         var encoder = PromptEncoder.From(tokenizer, config.Data, config.Tokenizer);
         var examples = prompts.Select(encoder.Encode).ToArray();
         var reward = RewardSource(config, registry ?? DefaultRegistry());
@@ -94,20 +98,29 @@ public static class OnlineTrainer
         var pad = tokenizer.PadId ?? eos;
         if (sampling.StopTokenIds.Count == 0) sampling = sampling with { StopTokenIds = [eos] };
         var temperature = sampling.Temperature;
-        var device = PolicyModels.Device(config.Training.Device);
+        var device = RoleModels.Device(config.Training);
         var klCoef = KlCoefficient(config);
 
-        var layers = PolicyModels.Layers(config.Model);
-        var engineSeed = (ulong)(config.Model.InitSeed ?? seed);
-        using var engine = new ZeroEngine(layers, config.Engine, null, engineSeed, gradientCheckpointing: false, device);
+        var engineSeed = RoleModels.InitSeed(config.Model, (ulong)seed);
+        var (engine, layers) = RoleModels.Engine(RoleModels.Settings(config, ModelRole.ActorTrain), ModelHead.LanguageModel, config.Engine, engineSeed, device,
+            frozen: false, gradientCheckpointing: false, group);
+        using var _engine = engine;
         // Synchronous: generation ends before any update, so the generator reads the engine's own storage.
         engine.EnableLiveWeights(LiveWeightsMode.Shared);
         ZeroEngine reference;
+        Critic? critic = null;
         using (var initial = layers.GatherWeights(engine))
-            reference = ZeroEngine.Frozen(new TransformerLayers(initial), config.Engine, null, engineSeed, device);
+        {
+            // The reference is the initial policy (TRL: ref_policy), unless the reference role names its own directory.
+            reference = RoleModels.Path(config, ModelRole.Reference) == RoleModels.Path(config, ModelRole.ActorTrain)
+                ? ZeroEngine.Frozen(new TransformerLayers(initial), config.Engine, group, engineSeed, device)
+                : RoleModels.Engine(RoleModels.Settings(config, ModelRole.Reference), ModelHead.LanguageModel, config.Engine, engineSeed, device, frozen: true, gradientCheckpointing: false, group).Engine;
+            if (config.Training.Algorithm == Algorithm.Ppo) critic = Critic.Create(config, initial, engineSeed, device, group);
+        }
         using var _reference = reference;
+        using var _critic = critic;
         var order = new Random(checked((int)(seed & 0x7fffffff)));
-        using var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed, order);
+        using var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed, order, engine.Rank);
         long episode = 0;
         for (long step = 1; step <= plan.Steps; step++)
         {
@@ -135,7 +148,8 @@ public static class OnlineTrainer
                 var responses = Masking.Truncate(responseIds, eos, pad);
                 var logprobs = Rollouts.ResponseLogprobs(engine, promptIds, responses, pad, temperature);
                 var refLogprobs = Rollouts.ResponseLogprobs(reference, promptIds, responses, pad, temperature);
-                batch = RolloutBatch.Create(promptIds, responseIds, logprobs, refLogprobs, null, scores,
+                var values = critic?.Values(promptIds, responses, pad);
+                batch = RolloutBatch.Create(promptIds, responseIds, logprobs, refLogprobs, values, scores,
                     rows.Select(r => r.Group).ToArray(), Enumerable.Repeat(generated.Version, rows.Length).ToArray(), eos, pad);
             }
             var prepared = objective.Prepare(batch);
@@ -143,7 +157,7 @@ public static class OnlineTrainer
 
             // --- train
             clock.Restart();
-            var microStats = PolicyUpdate.Train(engine, objective, prepared, plan, pad, temperature, order);
+            var microStats = PolicyUpdate.Train(engine, objective, prepared, plan, pad, temperature, order, critic);
             var trainSeconds = clock.Elapsed.TotalSeconds;
             episode += plan.RolloutsPerStep;
 
@@ -160,13 +174,26 @@ public static class OnlineTrainer
                 metrics["episodes_per_s"] = plan.RolloutsPerStep / Math.Max(1e-9, total.Elapsed.TotalSeconds);
                 metrics["lr"] = engine.LastLearningRate;
                 metrics["policy/version"] = engine.GlobalSteps;
-                run.Log(step, episode, metrics);
+                if (engine.WorldSize > 1)
+                    foreach (var key in metrics.Keys.Order(StringComparer.Ordinal).ToArray()) metrics[key] = engine.AllReduceMean(metrics[key]);
+                if (engine.Rank == 0) run.Log(step, episode, metrics);
             }
             if (config.Training.SaveSteps > 0 && step % config.Training.SaveSteps == 0 && step != plan.Steps)
-                engine.SaveCheckpoint(run.CheckpointsDirectory);
+                SaveCheckpoints(run, engine, critic);
         }
-        engine.SaveCheckpoint(run.CheckpointsDirectory);
-        using (var final = layers.GatherWeights(engine)) HfModelDirectory.Save(run.FinalDirectory, final);
+        SaveCheckpoints(run, engine, critic);
+        using (var final = layers.GatherWeights(engine))
+            if (engine.Rank == 0) HfModelDirectory.Save(run.FinalDirectory, final);
+        critic?.Save(CriticDirectory(run.FinalDirectory));
         return 0;
+    }
+
+    /// <summary>Where a PPO run keeps its value model inside <c>final/</c> and <c>checkpoints/</c>: a <c>critic/</c> folder.</summary>
+    public static string CriticDirectory(string directory) => Path.Combine(directory, "critic");
+
+    private static void SaveCheckpoints(TrainingRun run, ZeroEngine engine, Critic? critic)
+    {
+        engine.SaveCheckpoint(run.CheckpointsDirectory);
+        critic?.Engine.SaveCheckpoint(CriticDirectory(run.CheckpointsDirectory));
     }
 }

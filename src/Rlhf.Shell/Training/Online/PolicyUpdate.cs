@@ -15,8 +15,12 @@ using Torch = Rlhf.Torch.Torch;
 /// </summary>
 public static class PolicyUpdate
 {
-    /// <summary>Trains <paramref name="engine"/> on <paramref name="prepared"/>; returns the micro-batches' stats (mean them for the step).</summary>
-    public static List<TensorStats> Train(ZeroEngine engine, IObjective objective, ObjectiveBatch prepared, OnlinePlan plan, long pad, double temperature, Random order)
+    /// <summary>
+    /// Trains <paramref name="engine"/> (and PPO's <paramref name="critic"/>, through the same loss) on <paramref name="prepared"/>;
+    /// returns the micro-batches' stats (mean them for the step).
+    /// </summary>
+    public static List<TensorStats> Train(ZeroEngine engine, IObjective objective, ObjectiveBatch prepared, OnlinePlan plan, long pad, double temperature, Random order,
+        Critic? critic = null)
     {
         var microStats = new List<TensorStats>();
         var groups = Groups.Members(prepared.Rollouts.GroupIds);
@@ -26,16 +30,22 @@ public static class PolicyUpdate
             throw new InvalidOperationException($"{groups.Length} prompt groups after {objective.GetType().Name}.Prepare do not fill {micros} micro-batches");
         for (var epoch = 0; epoch < plan.Epochs; epoch++)
         {
-            var shuffled = groups.OrderBy(_ => order.Next()).ToArray();
+            // Every rank draws the keys of all ranks' groups and uses its own, so the shared random sequence does not depend on the rank count.
+            var keys = Enumerable.Range(0, groups.Length * engine.WorldSize).Select(_ => order.Next()).Skip(groups.Length * engine.Rank).Take(groups.Length).ToArray();
+            var shuffled = groups.Select((g, i) => (g, Key: keys[i])).OrderBy(x => x.Key).Select(x => x.g).ToArray();
             for (var m = 0; m < micros; m++)
             {
                 using var micro = Torch.NewScope();
                 var idx = shuffled.Skip(m * perMicro).Take(perMicro).SelectMany(g => g).Select(r => (long)r).ToArray();
                 var part = prepared.Rows(idx);
                 var lp = Rollouts.ResponseLogprobs(engine, part.Rollouts.PromptIds, part.Rollouts.Responses, pad, temperature);
-                var (loss, stats) = Objective.Loss(objective, part, lp);
-                engine.Backward(loss);
+                var values = critic?.Values(part.Rollouts.PromptIds, part.Rollouts.Responses, pad);
+                var (loss, stats) = Objective.Loss(objective, part, lp, values);
+                // TRL PPOv2's PolicyAndValueWrapper: one backward of pg + vf_coef · vf through the policy and the value model.
+                if (critic is null) engine.Backward(loss);
+                else ZeroEngine.Backward(loss, engine, critic.Engine);
                 engine.Step();
+                critic?.Engine.Step();
                 microStats.Add(stats.MoveToOuter());
             }
         }

@@ -112,7 +112,7 @@ public class OfflineStagesTests
     {
         var dir = TestPaths.TempDir();
         var config = Config("reward_model.yaml", $"reward.model_args.model_name_or_path={dir}", "reward.infer_batch_size=2");
-        var arch = StageModels.Architecture(config.Model, ModelHead.Score);
+        var arch = RoleModels.Architecture(config.Model, ModelHead.Score);
         using (var w = ModelInit.Random(arch, 7)) HfModelDirectory.Save(dir, w);
         using var source = LearnedRewardSource.Load(config.Reward!, config, ByteTokenizer.Pad, Device.Cpu);
         var samples = new[]

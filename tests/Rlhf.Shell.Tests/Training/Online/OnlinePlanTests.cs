@@ -1,6 +1,8 @@
 using Rlhf.Settings;
 using Rlhf.Shell.Config;
 using Rlhf.Shell.Tests.Config;
+using Rlhf.Core.Models;
+using Rlhf.Shell.Training;
 using Rlhf.Shell.Training.Online;
 using Xunit;
 
@@ -64,10 +66,10 @@ public class OnlinePlanTests
     {
         var c = Load("quickstart.yaml");
         var plan = OnlinePlan.From(c);
-        var psi = OnlinePlan.ParameterCount(PolicyModels.Config(c.Model));
+        var psi = OnlinePlan.ParameterCount(RoleModels.Config(c.Model));
         // llama, V 260, D 64, I 176, 2 layers, untied: embed + head 2·260·64, per layer 4·64² + 3·64·176 + 2·64, final norm 64.
         Assert.Equal(2 * 260 * 64 + 2 * (4 * 64 * 64 + 3 * 64 * 176 + 2 * 64) + 64, psi);
-        var text = plan.Describe(c, psi, PolicyModels.Describe(c.Model), "frozen copy of the initial policy", "reverse");
+        var text = plan.Describe(c, psi, RoleModels.Describe(c.Model), "frozen copy of the initial policy", "reverse");
         Assert.Contains("algorithm: online_dpo", text);
         Assert.Contains("reference (frozen): frozen copy of the initial policy", text);
         Assert.Contains("= 8 rollouts (episodes) per step", text);
@@ -77,5 +79,24 @@ public class OnlinePlanTests
         var (p, g, o) = OnlinePlan.TrainedStateBytes(psi, halfPrecision: false, stage: 0, worldSize: 1);
         Assert.Equal(16L * psi, p + g + o);
         Assert.Equal(psi * 12 / 4, OnlinePlan.TrainedStateBytes(psi, true, 3, 4).Optimizer); // ZeRO-3 over 4 ranks: 12Ψ/4
+    }
+
+    [Fact]
+    public void Ppo_dry_run_names_where_the_critic_starts_and_counts_its_memory()
+    {
+        var c = Load("ppo.yaml");
+        var plan = OnlinePlan.From(c);
+        var psi = OnlinePlan.ParameterCount(RoleModels.Config(c.Model));
+        var critic = OnlinePlan.ParameterCount(RoleModels.Config(c.Model) with { Head = ModelHead.Score });
+        // The score head is one row of D = 64 in place of the [260, 64] LM head.
+        Assert.Equal(psi - 260 * 64 + 64, critic);
+        var text = plan.Describe(c, psi, RoleModels.Describe(c.Model), "frozen copy of the initial policy", "reverse", Critic.Describe(c), critic);
+        Assert.Contains($"critic (trained): value model from the policy's initial weights with a fresh score head (no reward model named), {critic:N0} parameters", text);
+        // fp32, stage 0: policy 16Ψ + reference 4Ψ + critic 16Ψ_c.
+        var total = (16L * psi + 4L * psi + 16L * critic) / (1024.0 * 1024.0);
+        Assert.Contains($"total {total.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture)} MiB", text);
+        var named = Load("ppo.yaml", "critic.model_args.model_name_or_path=dir/critic", "critic.strategy_args.strategy_name=deepspeed_train");
+        Assert.Equal("critic.model_args dir/critic with its score head", Critic.Describe(named));
+        Assert.Equal("dir/critic", RoleModels.CriticSource(named));
     }
 }

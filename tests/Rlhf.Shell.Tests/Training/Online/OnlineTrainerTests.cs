@@ -53,6 +53,7 @@ public class OnlineTrainerTests
     [InlineData("bok.yaml", "training.per_device_train_batch_size=16", "training.gradient_accumulation_steps=1")]
     [InlineData("grpo.yaml", "training.per_device_train_batch_size=16", "training.gradient_accumulation_steps=1")]
     [InlineData("reinforce_pp.yaml", "training.per_device_train_batch_size=16", "training.gradient_accumulation_steps=1")]
+    [InlineData("ppo.yaml", "training.per_device_train_batch_size=16", "training.gradient_accumulation_steps=1")]
     public void Each_online_algorithm_raises_the_rule_reward_over_its_start(string file, string batch, string gas)
     {
         var dir = TempDir();
@@ -95,7 +96,32 @@ public class OnlineTrainerTests
             Assert.True(Directory.Exists(Path.Combine(dir, "checkpoints", "global_step2")));   // save_steps = 2 (one optimizer step per step)
             Assert.True(Directory.Exists(Path.Combine(dir, "checkpoints", "global_step3")));   // and the end
             using var final = HfModelDirectory.Load(Path.Combine(dir, "final"));
-            Assert.Equal(PolicyModels.Config(config.Model).HiddenSize, final.Config.HiddenSize);
+            Assert.Equal(RoleModels.Config(config.Model).HiddenSize, final.Config.HiddenSize);
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Ppo_trains_its_critic_logs_trl_value_keys_and_saves_it_beside_the_policy()
+    {
+        var dir = TempDir();
+        try
+        {
+            var config = Load("ppo.yaml", dir, "training.max_steps=2");
+            var run = Train(config, dir);
+            foreach (var key in new[] { "loss/value_avg", "val/clipfrac_avg", "loss/policy_avg", "policy/approxkl_avg", "policy/clipfrac_avg", "val/ratio", "val/ratio_var" })
+                Assert.True(run.History[^1].Values.ContainsKey(key), $"missing {key}; logged: {string.Join(", ", run.History[^1].Values.Keys)}");
+            Assert.True(run.History.All(r => r.Values["loss/value_avg"] > 0), "the value loss is 0: the critic's values were not used");
+
+            using var critic = HfModelDirectory.Load(OnlineTrainer.CriticDirectory(Path.Combine(dir, "final")));
+            Assert.Equal(Rlhf.Core.Models.ModelHead.Score, critic.Config.Head);
+            // The critic started from the policy's init with a fresh score head drawn from the engine seed; training moved it.
+            using var gen = new Rlhf.Torch.Generator(RoleModels.InitSeed(config.Model, (ulong)config.Training.Seed));
+            using var fresh = Rlhf.Torch.Torch.Randn([1, critic.Config.HiddenSize], gen, Rlhf.Torch.ScalarType.Float32) * RoleModels.InitializerRange;
+            Assert.False(critic[Rlhf.Core.Models.WeightNames.Score].AllClose(fresh, 0, 1e-7), "the score head never moved: the critic was not trained");
+            // 2 steps × 4 epochs × 1 mini-batch: both engines took 8 optimizer steps and checkpointed them.
+            Assert.Equal("global_step8", File.ReadAllText(Path.Combine(dir, "checkpoints", "latest")).Trim());
+            Assert.Equal("global_step8", File.ReadAllText(Path.Combine(OnlineTrainer.CriticDirectory(Path.Combine(dir, "checkpoints")), "latest")).Trim());
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
