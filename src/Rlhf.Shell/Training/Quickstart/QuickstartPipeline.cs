@@ -53,6 +53,9 @@ public static class QuickstartPipeline
     /// <summary>The JSONL file of gold-labelled SFT-sample pairs in the run directory.</summary>
     public const string PairsFile = "reward_pairs.jsonl";
 
+    /// <summary>The staleness sweep's points (algorithm, staleness, final gold win-rate or why it was skipped), when one ran.</summary>
+    public const string SweepFile = "sweep.json";
+
     /// <summary>Staleness bounds of the sweep (the paper's figure).</summary>
     public static readonly long[] SweepStaleness = [0, 1, 2, 4, 8];
 
@@ -174,7 +177,9 @@ public static class QuickstartPipeline
         var files = QuickstartReport.Write(dir, summary, sft.History, rm.History, records, sweep);
         summary = summary with { WallSeconds = wall.Elapsed.TotalSeconds };
         summary.Write(dir);
-        return new QuickstartResult(summary, dir, [.. files, QuickstartSummary.FileName, PairsFile], sweep);
+        if (sweep.Count > 0)
+            TrainingRun.WriteAtomically(Path.Combine(dir, SweepFile), System.Text.Json.JsonSerializer.Serialize(sweep, QuickstartSummary.Json) + "\n");
+        return new QuickstartResult(summary, dir, [.. files, QuickstartSummary.FileName, PairsFile, .. sweep.Count > 0 ? [SweepFile] : Array.Empty<string>()], sweep);
     }
 
     /// <summary>Creates <paramref name="dir"/> and proves it writable; an <see cref="IOException"/> saying what to do otherwise.</summary>
