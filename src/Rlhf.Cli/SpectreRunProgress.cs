@@ -4,8 +4,8 @@ using Spectre.Console;
 namespace Rlhf.Cli;
 
 /// <summary>
-/// Live progress on a terminal with Spectre.Console: one bar per stage (description, bar, step/total, elapsed, ETA) whose
-/// label carries the latest episodes, reward, gold reward, KL and tokens/s; notes between stages print above the bars.
+/// Live progress on a terminal with Spectre.Console: one bar per stage (stage, bar, step/total, ETA), the
+/// stage's label carrying the latest episodes, reward, gold reward, KL and tokens/s; notes between stages print above the bars.
 /// </summary>
 public sealed class SpectreRunProgress(IAnsiConsole console, ProgressContext context) : IRunProgress
 {
@@ -14,7 +14,7 @@ public sealed class SpectreRunProgress(IAnsiConsole console, ProgressContext con
     /// <summary>The columns of the live display.</summary>
     public static ProgressColumn[] Columns() =>
     [
-        new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new StepColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn(),
+        new DescriptionColumn(), new ProgressBarColumn { Width = 24 }, new StepColumn(), new RemainingTimeColumn(), new SpinnerColumn(),
     ];
 
     /// <inheritdoc />
@@ -42,11 +42,19 @@ public sealed class SpectreRunProgress(IAnsiConsole console, ProgressContext con
         public void Write(MetricsRecord record)
         {
             task.Value = Math.Min(task.MaxValue, record.Step);
-            task.Description = $"[bold]{Markup.Escape(stage)}[/] {Markup.Escape(ProgressKeys.Describe(record, null))}";
+            // The stage and its latest numbers, folded over as many lines as the terminal needs.
+            task.Description = $"[bold]{Markup.Escape(stage)}[/] [grey]{Markup.Escape(ProgressKeys.Describe(record, null))}[/]";
             _ = owner;
         }
 
         public void Dispose() { }
+    }
+
+    /// <summary>The task's description as markup that may wrap and hold line breaks (Spectre's own column keeps one line and cuts it).</summary>
+    private sealed class DescriptionColumn : ProgressColumn
+    {
+        public override Spectre.Console.Rendering.IRenderable Render(Spectre.Console.Rendering.RenderOptions options, ProgressTask task, TimeSpan deltaTime) =>
+            new Markup(task.Description) { Overflow = Overflow.Fold };
     }
 
     /// <summary>step/total of a task.</summary>
