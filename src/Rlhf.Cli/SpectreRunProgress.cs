@@ -21,7 +21,7 @@ public sealed class SpectreRunProgress(IAnsiConsole console, ProgressContext con
     public IMetricsSink BeginStage(string stage, long totalSteps)
     {
         current = context.AddTask(Markup.Escape(stage), maxValue: Math.Max(1, totalSteps));
-        return new StageSink(this, stage, current);
+        return new StageSink(stage, current);
     }
 
     /// <inheritdoc />
@@ -37,14 +37,13 @@ public sealed class SpectreRunProgress(IAnsiConsole console, ProgressContext con
     /// <summary>Nothing to release: the console belongs to the caller.</summary>
     public void Dispose() { }
 
-    private sealed class StageSink(SpectreRunProgress owner, string stage, ProgressTask task) : IMetricsSink
+    private sealed class StageSink(string stage, ProgressTask task) : IMetricsSink
     {
         public void Write(MetricsRecord record)
         {
             task.Value = Math.Min(task.MaxValue, record.Step);
             // The stage and its latest numbers, folded over as many lines as the terminal needs.
             task.Description = $"[bold]{Markup.Escape(stage)}[/] [grey]{Markup.Escape(ProgressKeys.Describe(record, null))}[/]";
-            _ = owner;
         }
 
         public void Dispose() { }
