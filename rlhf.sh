@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main command: sets up the machine (once), builds the rlhf program when its sources changed, and runs it.
-# With no arguments it runs the main job on the embedded default.
+# With no arguments it runs the main job: `rlhf quickstart` (SFT → reward model → online DPO → gold evaluation).
 set -euo pipefail
 cd "$(dirname "$0")"
 tools/bootstrap.sh
@@ -17,4 +17,5 @@ if [ ! -f "$dll" ] || [ -n "$(find src native configs/schema Directory.Build.pro
   rm -f "$log"
   touch "$dll"
 fi
+if [ $# -eq 0 ]; then set -- quickstart; fi
 exec dotnet "$dll" "$@"

@@ -20,8 +20,12 @@ public static class Program
         root.Subcommands.Add(LaunchCommand.Build());
         root.Subcommands.Add(CheckpointCommands.Build());
         root.Subcommands.Add(TrainCommand.Build());
-        // With no subcommand, run the main job on the embedded default.
-        root.SetAction(parse => DoctorCommand.Run(DoctorCommand.DefaultSteps, parse.InvocationConfiguration.Output));
+        root.Subcommands.Add(QuickstartCommand.Build());
+        root.Subcommands.Add(RunsCommands.Build());
+        // With no subcommand, run the main job: the quickstart with its defaults.
+        root.SetAction(parse => QuickstartCommand.Run(
+            new Rlhf.Shell.Training.Quickstart.QuickstartOptions(QuickstartCommand.DefaultConfigDirectory(), QuickstartCommand.DefaultOutput()),
+            quiet: false, parse.InvocationConfiguration.Output));
         return root;
     }
 

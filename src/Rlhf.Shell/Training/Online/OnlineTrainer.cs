@@ -31,8 +31,9 @@ public static class OnlineTrainer
     /// <summary>The reward source of a config's <c>reward:</c> section with the algorithm's missing-stop penalty.</summary>
     public static IRewardSource RewardSource(RlhfConfig c, RewardRegistry registry)
     {
-        var source = RewardSources.Build(c.Reward, c.Data, registry,
-            _ => throw new ArgumentException("reward: a learned reward model is not wired into the online loop yet; use reward.function or a synthetic data.task"));
+        // A learned reward model runs frozen on the policy's device, padding with the policy tokenizer's pad (EOS when none).
+        var source = RewardSources.Build(c.Reward, c.Data, registry, rm =>
+            LearnedRewardSource.Load(rm, c, RoleModels.Tokenizer(c.Tokenizer, c.Model) is var t ? t.PadId ?? t.EosId!.Value : 0, RoleModels.Device(c.Training)));
         var (replace, value, subtract) = c.Training.Algorithm switch
         {
             Algorithm.OnlineDpo => (c.OnlineDpo.NonEosPenalty, c.OnlineDpo.PenaltyRewardValue, c.OnlineDpo.MissingEosPenalty),
@@ -59,8 +60,8 @@ public static class OnlineTrainer
     };
 
     /// <summary>
-    /// Checks what this loop does not do yet, before any model loads: learned reward models, off-policy
-    /// corrections (the synchronous loop trains on its own fresh rollouts) and the asynchronous mode.
+    /// Checks what this loop does not do yet, before any model loads: off-policy corrections (the synchronous loop trains on
+    /// its own fresh rollouts) and the asynchronous mode.
     /// </summary>
     public static void CheckSupported(RlhfConfig c)
     {
@@ -77,7 +78,11 @@ public static class OnlineTrainer
     /// its own generator on its local live weights (stage 3: the gathered ones); gradients meet in the engines; rank 0 writes
     /// the metrics (means over the ranks) and <c>final/</c>.
     /// </summary>
-    public static int Run(RlhfConfig config, TrainingRun run, RewardRegistry? registry = null)
+    /// <param name="config">The resolved config.</param>
+    /// <param name="run">The run directory and its metrics sinks.</param>
+    /// <param name="registry">Resolves <c>reward.function</c> names (default: the built-in task rewards).</param>
+    /// <param name="reward">The reward source to score with instead of the one the config describes (e.g. one that also records the gold reward).</param>
+    public static int Run(RlhfConfig config, TrainingRun run, RewardRegistry? registry = null, IRewardSource? reward = null)
     {
         CheckSupported(config);
         var plan = OnlinePlan.From(config);
@@ -91,7 +96,7 @@ public static class OnlineTrainer
         var tokenizer = RoleModels.Tokenizer(config.Tokenizer, config.Model);
         var encoder = PromptEncoder.From(tokenizer, config.Data, config.Tokenizer);
         var examples = prompts.Select(encoder.Encode).ToArray();
-        var reward = RewardSource(config, registry ?? DefaultRegistry());
+        reward ??= RewardSource(config, registry ?? DefaultRegistry());
         var objective = Objectives.For(config);
         var sampling = SamplingParams.From(config.Generation);
         var eos = tokenizer.EosId!.Value;
