@@ -58,17 +58,26 @@ public static class ConfigResolver
                 $"the head dimension {prefix}.hidden_size / {prefix}.num_attention_heads = {m.HiddenSize} / {m.NumAttentionHeads} = {headDim} is odd; rotary embeddings need an even one"));
     }
 
-    /// <summary>Runs every cross-key check and fills derived values; positions come from the binding context.</summary>
-    public static Validation<ConfigError, RlhfConfig> Resolve(RlhfConfig c, BindContext ctx, int? worldSize = null)
+    /// <summary>
+    /// Runs every cross-key check and fills derived values; positions come from the binding context. ROLL's keys are
+    /// mapped onto ours first (<see cref="RollMapping"/>); <paramref name="memoryBytes"/> is the memory vLLM's
+    /// gpu_memory_utilization is a share of, and ROLL keys an algorithm has no use for are added to <paramref name="ignored"/>.
+    /// </summary>
+    public static Validation<ConfigError, RlhfConfig> Resolve(RlhfConfig c, BindContext ctx, int? worldSize = null, long memoryBytes = 0, List<IgnoredKey>? ignored = null)
     {
         var errors = new List<ConfigError>();
         ConfigError At(string path, string message) => ctx.ErrorAt(path, message);
+        var roll = new RollMapping(ctx, errors, ignored ?? []);
+        c = roll.Apply(c, memoryBytes);
+        if (worldSize is null && c.Distributed.WorldSize is null && c.ActorTrain?.DeviceMapping is { Count: > 0 } devices)
+            c = c with { Distributed = c.Distributed with { WorldSize = devices.Count } };
 
         if (worldSize is int ws0 && c.Distributed.WorldSize is long dws && dws != ws0)
             errors.Add(At("distributed.world_size", $"distributed.world_size is {dws} but the launcher runs {ws0} ranks"));
         var ws = WorldSize(c, worldSize);
 
-        if ((c.Data.Task is null) == (c.Data.Path is null))
+        // A ROLL-shaped config may leave its data to later (ROLL reads it from data_args, a template here); training says so.
+        if ((c.Data.Task is null) == (c.Data.Path is null) && !(roll.RollShaped && c.Data.Task is null && c.Data.Path is null))
             errors.Add(At(c.Data.Path is null ? "data" : "data.path", c.Data.Path is null
                 ? "set one of data.task (a built-in synthetic task) or data.path (a JSONL file)"
                 : "set only one of data.task and data.path"));
@@ -112,6 +121,9 @@ public static class ConfigResolver
             engine = engine with { TrainBatchSize = tbs, TrainMicroBatchSizePerGpu = mb, GradientAccumulationSteps = gas };
             training = training with { PerDeviceTrainBatchSize = mb, GradientAccumulationSteps = gas };
         }
+        if (IsOnline(training.Algorithm))
+            training = roll.RolloutBatch(c, training, ws, training.Algorithm == Algorithm.Ppo ? 1 : alg.SamplesPerPrompt ?? 1);
+        else if (c.RolloutBatchSize is not null) errors.Add(At("rollout_batch_size", $"rollout_batch_size is ROLL's prompts per step; {algKey} is an offline stage"));
 
         var generation = c.Generation with
         {
@@ -121,6 +133,7 @@ public static class ConfigResolver
 
         var resolved = c with
         {
+            RolloutBatchSize = null,
             Training = training,
             Engine = engine,
             Generation = generation,
