@@ -112,9 +112,10 @@ public static class ConfigResolver
             LearningRate = training.LearningRate ?? alg.LearningRate,
         };
 
-        engine = CheckEngine(engine, "engine", errors, ctx);
+        var enginePath = roll.EngineFromRole ? "actor_train.strategy_args.strategy_config" : "engine";
+        engine = CheckEngine(engine, enginePath, errors, ctx);
         engine = EngineOptimizer(engine, training);
-        var batch = BatchSizes(engine, "engine", training.PerDeviceTrainBatchSize, "training.per_device_train_batch_size",
+        var batch = BatchSizes(engine, enginePath, training.PerDeviceTrainBatchSize, "training.per_device_train_batch_size",
             training.GradientAccumulationSteps, "training.gradient_accumulation_steps", ws, errors, ctx);
         if (batch is var (tbs, mb, gas))
         {
@@ -137,7 +138,9 @@ public static class ConfigResolver
             Training = training,
             Engine = engine,
             Generation = generation,
-            ActorTrain = ResolveRole(c.ActorTrain, "actor_train", ws, errors, ctx),
+            ActorTrain = roll.EngineFromRole
+                ? c.ActorTrain! with { StrategyArgs = c.ActorTrain!.StrategyArgs with { StrategyConfig = engine } }
+                : ResolveRole(c.ActorTrain, "actor_train", ws, errors, ctx),
             ActorInfer = ResolveRole(c.ActorInfer, "actor_infer", ws, errors, ctx),
             Reference = ResolveRole(c.Reference, "reference", ws, errors, ctx),
             Reward = ResolveReward(c.Reward, errors, ctx),

@@ -49,6 +49,9 @@ internal sealed class RollMapping(BindContext ctx, List<ConfigError> errors, Lis
         ignored.Add(new IgnoredKey(why, key, at.File, at.Line, at.Column));
     }
 
+    /// <summary>Whether <c>engine</c> was taken from actor_train's strategy_config (no engine section written): the role then shows the resolved engine.</summary>
+    public bool EngineFromRole { get; private set; }
+
     /// <summary>Whether the config is written in ROLL's layout: actor_train carries its own training_args.</summary>
     public bool RollShaped => Written("actor_train.training_args");
 
@@ -78,7 +81,10 @@ internal sealed class RollMapping(BindContext ctx, List<ConfigError> errors, Lis
         };
         // The policy's engine is actor_train's strategy_config when no engine section is written.
         if (c.ActorTrain?.StrategyArgs.StrategyConfig is { } ds && !ctx.Positions.Keys.Any(k => k == "engine" || k.StartsWith("engine.", StringComparison.Ordinal)))
+        {
             c = c with { Engine = ds };
+            EngineFromRole = true;
+        }
         return c with
         {
             ExpName = null, Pretrain = null, RewardPretrain = null, NumReturnSequencesInGroup = null, PromptLength = null,
