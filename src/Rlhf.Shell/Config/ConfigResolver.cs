@@ -132,15 +132,16 @@ public static class ConfigResolver
             N = c.Generation.N ?? alg.SamplesPerPrompt,
         };
 
+        var actorTrain = roll.EngineFromRole
+            ? c.ActorTrain! with { StrategyArgs = c.ActorTrain!.StrategyArgs with { StrategyConfig = engine } }
+            : ResolveRole(c.ActorTrain, "actor_train", ws, errors, ctx);
         var resolved = c with
         {
             RolloutBatchSize = null,
             Training = training,
             Engine = engine,
             Generation = generation,
-            ActorTrain = roll.EngineFromRole
-                ? c.ActorTrain! with { StrategyArgs = c.ActorTrain!.StrategyArgs with { StrategyConfig = engine } }
-                : ResolveRole(c.ActorTrain, "actor_train", ws, errors, ctx),
+            ActorTrain = RollMapping.Mirror(actorTrain, training),
             ActorInfer = ResolveRole(c.ActorInfer, "actor_infer", ws, errors, ctx),
             Reference = ResolveRole(c.Reference, "reference", ws, errors, ctx),
             Reward = ResolveReward(c.Reward, errors, ctx),

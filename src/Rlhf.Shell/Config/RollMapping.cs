@@ -173,21 +173,20 @@ internal sealed class RollMapping(BindContext ctx, List<ConfigError> errors, Lis
             if (reward?.ModelArgs is { ModelNameOrPath: null } rma)
                 reward = reward with { ModelArgs = rma with { ModelNameOrPath = rp } };
         }
-        var actorTrain = c.ActorTrain is { } at
-            ? at with
-            {
-                ModelArgs = at.ModelArgs with { ModelNameOrPath = m.Path, Dtype = m.Dtype, ModelType = m.ModelType },
-                TrainingArgs = at.TrainingArgs with
-                {
-                    LearningRate = c.Training.LearningRate, WeightDecay = c.Training.WeightDecay,
-                    PerDeviceTrainBatchSize = c.Training.PerDeviceTrainBatchSize, GradientAccumulationSteps = c.Training.GradientAccumulationSteps,
-                    WarmupSteps = c.Training.WarmupSteps, NumTrainEpochs = c.Training.NumTrainEpochs,
-                    LrSchedulerType = c.Training.LrSchedulerType, MaxGradNorm = c.Training.MaxGradNorm,
-                },
-            }
-            : null;
+        var actorTrain = Mirror(c.ActorTrain is { } at ? at with { ModelArgs = at.ModelArgs with { ModelNameOrPath = m.Path, Dtype = m.Dtype, ModelType = m.ModelType } } : null, c.Training);
         return c with { Model = m, Tokenizer = tokenizer, Critic = critic, Reward = reward, ActorTrain = actorTrain };
     }
+
+    /// <summary>actor_train's training_args showing what <c>training</c> says, so a shown config reloads to the same settings.</summary>
+    public static RoleSettings? Mirror(RoleSettings? role, TrainingSettings t) => role is null ? null : role with
+    {
+        TrainingArgs = role.TrainingArgs with
+        {
+            LearningRate = t.LearningRate, WeightDecay = t.WeightDecay, PerDeviceTrainBatchSize = t.PerDeviceTrainBatchSize,
+            GradientAccumulationSteps = t.GradientAccumulationSteps, WarmupSteps = t.WarmupSteps, NumTrainEpochs = t.NumTrainEpochs,
+            LrSchedulerType = t.LrSchedulerType, MaxGradNorm = t.MaxGradNorm,
+        },
+    };
 
     /// <summary>Samples per prompt, epochs, KL and clip settings onto the algorithm's own section.</summary>
     private RlhfConfig Algorithms(RlhfConfig c)
