@@ -61,7 +61,8 @@ public static class ConfigDocs
         sb.Append("- `actor_train.training_args` fill `training` (which is then optional), `actor_train.model_args` fill `model`\n");
         sb.Append("  (`model_name_or_path` → `model.path`; `dtype` and `model_type` when written), and `actor_train.strategy_args.strategy_config`\n");
         sb.Append("  is the engine when no `engine` section is written. With no `training.algorithm` and no `adv_estimator`, ROLL's default\n");
-        sb.Append("  `gae` (ppo) applies; an online run with no length runs ROLL's default `max_steps` 500.\n");
+        sb.Append("  `gae` (ppo) applies; an online run with no length runs ROLL's default `max_steps` 500. Such a config may leave `data` out\n");
+        sb.Append("  (ROLL reads prompts through data_args templates): it loads, and `rlhf train` asks for `data.task` or `data.path`.\n");
         sb.Append("- `actor_infer` with `strategy_name: vllm` or `sglang` runs the paged generator: its `strategy_config` holds vLLM's engine keys\n");
         sb.Append("  (`gpu_memory_utilization`, `block_size`, `max_model_len`, `max_num_seqs`, `max_num_batched_tokens`, `enable_prefix_caching`;\n");
         sb.Append("  SGLang's `mem_fraction_static` is read as `gpu_memory_utilization`), which join its `generating_args`; those take Hugging Face\n");

@@ -167,6 +167,17 @@ public class RollConfigTests
         Assert.Equal(TokenizerKind.Byte, Ok(RollExample, "pretrain=models/tiny", "tokenizer.kind=byte").Tokenizer.Kind);
     }
 
+    [Fact]
+    public void Reward_pretrain_fills_the_critic_and_reward_model_where_they_name_no_directory()
+    {
+        const string roles = "critic:\n  strategy_args: {strategy_name: deepspeed_train}\nreward:\n  model_args: {dtype: bf16}\n  strategy_args: {strategy_name: hf_infer}\n";
+        var c = Ok(Run + "training: {algorithm: ppo, max_steps: 2}\nreward_pretrain: models/rm\n" + roles);
+        Assert.Equal(("models/rm", "models/rm"), (c.Critic!.ModelArgs.ModelNameOrPath, c.Reward!.ModelArgs!.ModelNameOrPath));
+        var own = Ok(Run + "training: {algorithm: ppo, max_steps: 2}\nreward_pretrain: models/rm\n" + roles.Replace("{dtype: bf16}", "{model_name_or_path: models/own}"));
+        Assert.Equal("models/own", own.Reward!.ModelArgs!.ModelNameOrPath);
+        Assert.Null(own.RewardPretrain);
+    }
+
     private static string Rlvr => Path.Combine(TestPaths.Configs, "examples", "roll_rlvr.yaml");
 
     [Fact]
