@@ -132,9 +132,10 @@ public static class ConfigResolver
             N = c.Generation.N ?? alg.SamplesPerPrompt,
         };
 
-        var actorTrain = roll.EngineFromRole
-            ? c.ActorTrain! with { StrategyArgs = c.ActorTrain!.StrategyArgs with { StrategyConfig = engine } }
-            : ResolveRole(c.ActorTrain, "actor_train", ws, errors, ctx);
+        // An engine taken from actor_train was resolved above, once; the role's other checks (its devices) still run.
+        var actorTrain = ResolveRole(roll.EngineFromRole ? c.ActorTrain! with { StrategyArgs = c.ActorTrain!.StrategyArgs with { StrategyConfig = null } } : c.ActorTrain,
+            "actor_train", ws, errors, ctx);
+        if (roll.EngineFromRole) actorTrain = actorTrain! with { StrategyArgs = actorTrain.StrategyArgs with { StrategyConfig = engine } };
         var resolved = c with
         {
             RolloutBatchSize = null,

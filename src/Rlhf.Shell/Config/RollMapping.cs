@@ -347,7 +347,7 @@ internal sealed class RollMapping(BindContext ctx, List<ConfigError> errors, Lis
             }
             actorInfer = actorInfer with { GeneratingArgs = null };
         }
-        g = g with { MaxNewTokens = Take("response_length", c.ResponseLength, "generation.max_new_tokens", g.MaxNewTokens) };
+        g = g with { MaxNewTokens = Take("response_length", c.ResponseLength, Where("max_new_tokens"), g.MaxNewTokens) };
         g = g with { N = Take("generation.num_return_sequences", g.NumReturnSequences, "generation.n", g.N), NumReturnSequences = null };
         if (g.NumBeams is long beams && beams != 1)
             errors.Add(ctx.ErrorAt(Where("num_beams"), $"num_beams is {beams}: beam search is not implemented (RLHF samples its responses); use num_beams: 1"));

@@ -150,6 +150,14 @@ public class RollConfigTests
     }
 
     [Fact]
+    public void A_device_twice_in_actor_train_is_an_error_when_its_strategy_config_is_the_engine()
+    {
+        var e = OneError(RollExample.Replace("list(range(0,16))", "[0, 1, 1, 2]"));
+        Assert.Equal("actor_train.device_mapping", e.KeyPath);
+        Assert.Contains("device 1 appears more than once", e.Message);
+    }
+
+    [Fact]
     public void Without_rolls_layout_training_is_still_required()
     {
         var e = OneError("data: {task: reverse}\nactor_train:\n  strategy_args: {strategy_name: deepspeed_train}\n");
@@ -310,6 +318,8 @@ public class RollConfigTests
         var c = Ok(Infer + "  generating_args: {num_return_sequences: 8, do_sample: false, num_beams: 1, max_new_tokens: 7}\n");
         Assert.Equal((8L, 0.0, 7L), (c.Generation.N!.Value, c.Generation.Temperature!.Value, c.Generation.MaxNewTokens));
         Assert.Null(c.Generation.DoSample);
+        var length = OneError(Infer + "  generating_args: {max_new_tokens: 7}\nresponse_length: 9\n");
+        Assert.Equal("response_length (9) disagrees with actor_infer.generating_args.max_new_tokens (7); set one of them", length.Message);
         var e = OneError(Infer + "  generating_args: {num_beams: 4}\n");
         Assert.Equal("actor_infer.generating_args.num_beams", e.KeyPath);
         Assert.Contains("beam search is not implemented", e.Message);
