@@ -22,18 +22,19 @@ public static class TrainCommand
         var file = new Argument<string>("config") { Description = "The YAML config to train with." };
         var overrides = new Argument<string[]>("overrides") { Description = "Overrides such as training.max_steps=10 training.output_dir=out.", Arity = ArgumentArity.ZeroOrMore };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan (roles, parameter counts, batch arithmetic, memory per rank) and exit without training." };
+        var strict = ConfigCommands.StrictOption();
         var cmd = new Command("train", "Train with the algorithm the config names (online DPO, PPO, RLOO, best-of-K, GRPO, REINFORCE++, SFT, reward model, DPO).")
         {
-            file, overrides, dryRun,
+            file, overrides, dryRun, strict,
         };
-        cmd.SetAction(r => Run(r.GetValue(file)!, r.GetValue(overrides) ?? [], r.GetValue(dryRun), r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
+        cmd.SetAction(r => Run(r.GetValue(file)!, r.GetValue(overrides) ?? [], r.GetValue(dryRun), r.InvocationConfiguration.Output, r.InvocationConfiguration.Error, r.GetValue(strict)));
         return cmd;
     }
 
     /// <summary>Loads <paramref name="file"/> with <paramref name="overrides"/> and trains (or prints the plan); returns the exit code.</summary>
-    public static int Run(string file, IReadOnlyList<string> overrides, bool dryRun, TextWriter output, TextWriter error)
+    public static int Run(string file, IReadOnlyList<string> overrides, bool dryRun, TextWriter output, TextWriter error, bool strict = false)
     {
-        var loaded = ConfigLoader.Load(file, overrides);
+        var loaded = ConfigCommands.Load(file, overrides, strict, error);
         RlhfConfig? config = null;
         var failed = loaded.Match(
             Succ: c => { config = c; return false; },

@@ -19,7 +19,11 @@ namespace Rlhf.Generators
         bool AllowAuto,
         bool AllowRange);
 
-    /// <summary>One property of a record: YAML key, C# name, type, required/default, doc.</summary>
+    /// <summary>
+    /// One property of a record: YAML key, C# name, type, required/default, doc. <see cref="Resolved"/> (from
+    /// <c>x-resolved</c>) marks a key the binder does not require but a later resolution step always fills: its C# property
+    /// is not nullable, and the text says what fills it.
+    /// </summary>
     public sealed record PropertyModel(
         string YamlName,
         string CsName,
@@ -27,7 +31,8 @@ namespace Rlhf.Generators
         bool Required,
         JsonValue? Default,
         string? Description,
-        TextPos Pos);
+        TextPos Pos,
+        string? Resolved = null);
 
     /// <summary>A record to generate, keyed by where it is declared.</summary>
     public sealed record RecordModel(string Key, string Name, string? Description, EquatableArray<PropertyModel> Properties, TextPos Pos);

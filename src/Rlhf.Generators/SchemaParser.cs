@@ -17,11 +17,17 @@ namespace Rlhf.Generators
         {
             "$schema", "$id", "$comment", "title", "description", "type", "properties", "required", "default",
             "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "$ref", "items",
-            "additionalProperties", "anyOf", "definitions", "$defs", "examples", "const", "format", "pattern", ExternalTypeKeyword,
+            "additionalProperties", "anyOf", "definitions", "$defs", "examples", "const", "format", "pattern", ExternalTypeKeyword, ResolvedKeyword,
         };
 
         /// <summary>The extension keyword that binds a string enum to an existing C# enum (full name) instead of generating one.</summary>
         public const string ExternalTypeKeyword = "x-csharp-type";
+
+        /// <summary>
+        /// The extension keyword of a property that is neither required nor defaulted when bound but always set after
+        /// resolution (its value, a string, says what sets it): the C# property is not nullable.
+        /// </summary>
+        public const string ResolvedKeyword = "x-resolved";
 
         private static readonly HashSet<string> ReservedMembers = new HashSet<string>
         {
@@ -266,7 +272,17 @@ namespace Rlhf.Generators
                     var isRequired = requiredNames.Contains(p.Name);
                     if (isRequired && def != null)
                         Report(SchemaDiagnostics.BadDefault, def.Pos, $"'{propWhere}': a required key cannot have a default");
-                    props.Add(new PropertyModel(p.Name, csName, vt, isRequired, def, Description(p.Value), p.NamePos));
+                    var resolvedMember = p.Value.Member(ResolvedKeyword);
+                    string? resolved = null;
+                    if (resolvedMember != null)
+                    {
+                        if (resolvedMember.Value.Kind != JsonKind.String || resolvedMember.Value.Text.Trim().Length == 0)
+                            Report(SchemaDiagnostics.BadConstraint, resolvedMember.Value.Pos, $"'{propWhere}': {ResolvedKeyword} must be a string saying what sets the key");
+                        else if (isRequired || def != null)
+                            Report(SchemaDiagnostics.BadConstraint, resolvedMember.NamePos, $"'{propWhere}': {ResolvedKeyword} is for a key that is neither required nor defaulted");
+                        else resolved = resolvedMember.Value.Text;
+                    }
+                    props.Add(new PropertyModel(p.Name, csName, vt, isRequired, def, Description(p.Value), p.NamePos, resolved));
                 }
             }
             foreach (var r in requiredNames)
@@ -288,7 +304,7 @@ namespace Rlhf.Generators
             {
                 if (refMember.Value.Kind != JsonKind.String) { Report(SchemaDiagnostics.UnresolvedRef, refMember.Value.Pos, $"'{where}': $ref must be a string"); return null; }
                 foreach (var m in schema.Members)
-                    if (m.Name != "$ref" && m.Name != "description" && m.Name != "default" && m.Name != "title" && m.Name != "$comment")
+                    if (m.Name != "$ref" && m.Name != "description" && m.Name != "default" && m.Name != "title" && m.Name != "$comment" && m.Name != ResolvedKeyword)
                         Report(SchemaDiagnostics.UnsupportedKeyword, m.NamePos, $"'{where}': '{m.Name}' beside $ref is not supported (only description and default)");
                 return new ValueType(ValueKind.Ref, ResolveRef(refMember.Value.Text), null, null, null, null, null, none, false, false);
             }
@@ -384,7 +400,7 @@ namespace Rlhf.Generators
         private ValueType? ParseAnyOf(JsonValue schema, JsonMember anyOf, string key, string inlineName, string where)
         {
             foreach (var m in schema.Members)
-                if (m.Name != "anyOf" && m.Name != "description" && m.Name != "default" && m.Name != "title" && m.Name != "$comment" && m.Name != "examples")
+                if (m.Name != "anyOf" && m.Name != "description" && m.Name != "default" && m.Name != "title" && m.Name != "$comment" && m.Name != "examples" && m.Name != ResolvedKeyword)
                     Report(SchemaDiagnostics.UnsupportedKeyword, m.NamePos, $"'{where}': '{m.Name}' beside anyOf is not supported (put it inside a branch)");
             const string forms = "anyOf supports two forms: [<integer|number|boolean schema>, {\"const\": \"auto\"}] and [<array of integer>, {\"type\": \"string\", \"format\": \"range-expression\"}]";
             if (anyOf.Value.Kind != JsonKind.Array || anyOf.Value.Items.Count != 2 || anyOf.Value.Items.Any(i => i.Kind != JsonKind.Object))

@@ -305,7 +305,7 @@ namespace Rlhf.Generators
                     init = DefaultExpr(p.Type, p.Default, where);
                     if (init == null) continue;
                 }
-                else if (!p.Required) nullable = true;
+                else if (!p.Required && p.Resolved == null) nullable = true;
                 plans.Add((p, cs, init, nullable));
             }
 
@@ -314,6 +314,7 @@ namespace Rlhf.Generators
                 Doc(w, p.Description, $"The <c>{p.YamlName}</c> key.");
                 if (p.Required) w.Line($"public required {type} {p.CsName} {{ get; init; }}");
                 else if (nullable) w.Line($"public {type}? {p.CsName} {{ get; init; }}");
+                else if (init == null) w.Line($"public {type} {p.CsName} {{ get; init; }} = default!;");
                 else w.Line($"public {type} {p.CsName} {{ get; init; }} = {init};");
                 w.Line();
             }
@@ -332,7 +333,7 @@ namespace Rlhf.Generators
                     : p.Type.Kind == ValueKind.List && p.Type.Item!.Kind == ValueKind.Ref ? (_types.TryGetValue(p.Type.Item.RefKey!, out var te2) ? te2 : null) : null;
                 var children = refEntry != null && !refEntry.IsEnum ? $"() => {refEntry.Name}.Fields" : "null";
                 var childName = refEntry != null && !refEntry.IsEnum ? Lit(refEntry.Name) : "null";
-                w.Line($"new SettingsField({Lit(p.YamlName)}, {Lit(TypeText(p.Type))}, {Lit(DefaultText(p.Default, p.Required))}, {(p.Required ? "true" : "false")}, {Lit(p.Description ?? "")}, {children}, {childName}),");
+                w.Line($"new SettingsField({Lit(p.YamlName)}, {Lit(TypeText(p.Type))}, {Lit(p.Resolved ?? DefaultText(p.Default, p.Required))}, {(p.Required ? "true" : "false")}, {Lit(p.Description ?? "")}, {children}, {childName}),");
             }
             w.Close(";");
             w.Line();
@@ -346,7 +347,7 @@ namespace Rlhf.Generators
             foreach (var (p, type, init, nullable) in plans)
             {
                 var local = "v" + i++;
-                if (p.Required) w.Line($"{type} {local} = default!;");
+                if (p.Required || init == null && !nullable) w.Line($"{type} {local} = default!;");
                 else if (nullable) w.Line($"{type}? {local} = null;");
                 else w.Line($"{type} {local} = {init};");
                 w.Open();

@@ -26,7 +26,8 @@ public class CompileAndBindTests
         "devices": { "anyOf": [{ "type": "array", "items": { "type": "integer", "minimum": 0 } }, { "type": "string", "format": "range-expression" }] },
         "cache": { "$ref": "cache.schema.json", "default": {} },
         "extra": { "$ref": "#/definitions/extra" },
-        "flag": { "type": "boolean", "default": true }
+        "flag": { "type": "boolean", "default": true },
+        "kind": { "type": "string", "title": "KindName", "enum": ["alpha", "beta"], "x-resolved": "required unless the resolver derives it" }
       },
       "definitions": {
         "extra": { "type": "object", "additionalProperties": false, "properties": { "note": { "type": "string", "default": "n" } } }
@@ -109,6 +110,26 @@ public class CompileAndBindTests
         Assert.Null(Prop(Prop(v!, "Cache")!, "BudgetMb"));
         Assert.Equal("n", Prop(Prop(v!, "Extra")!, "Note"));
         Assert.Equal(true, Prop(v!, "Flag"));
+    }
+
+    [Fact]
+    public void A_resolved_key_is_optional_when_bound_but_not_nullable_and_documented_by_what_sets_it()
+    {
+        var asm = Build();
+        var type = asm.GetType("Rlhf.Settings.SamplingSettings")!;
+        var kind = type.GetProperty("Kind")!;
+        Assert.True(kind.PropertyType.IsEnum);                              // not Nullable<KindName>
+        var (absent, e1) = Bind(asm, "SamplingSettings", "name: x\n");
+        Assert.Empty(e1);
+        Assert.Equal("Alpha", kind.GetValue(absent)!.ToString());           // the type's default until a resolver sets it
+        var (written, e2) = Bind(asm, "SamplingSettings", "name: x\nkind: beta\n");
+        Assert.Empty(e2);
+        Assert.Equal("Beta", kind.GetValue(written)!.ToString());
+        var (_, e3) = Bind(asm, "SamplingSettings", "name: x\nkind: gamma\n");
+        Assert.Contains("expected one of alpha, beta", Assert.Single(e3).ToString());
+        var fields = (System.Collections.IEnumerable)type.GetProperty("Fields")!.GetValue(null)!;
+        var field = fields.Cast<object>().Single(f => (string)Prop(f, "Key")! == "kind");
+        Assert.Equal(("required unless the resolver derives it", false), ((string)Prop(field, "Default")!, (bool)Prop(field, "Required")!));
     }
 
     [Fact]

@@ -27,6 +27,9 @@ public class DiagnosticTests
         { Obj("\"x\":{\"type\":\"integer\",\"minimum\":5,\"maximum\":1}"), "RLHF0010", "the lower bound 5 is above the upper bound 1" },
         { Obj("\"x\":{\"anyOf\":[{\"type\":\"string\"},{\"const\":\"auto\"}]}"), "RLHF0011", "'x': \"auto\" may only be combined with integer, number or boolean" },
         { Obj("\"x\":{\"anyOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}"), "RLHF0011", "'x': anyOf supports two forms" },
+        { Obj("\"x\":{\"type\":\"integer\",\"default\":1,\"x-resolved\":\"the resolver\"}"), "RLHF0010", "'x': x-resolved is for a key that is neither required nor defaulted" },
+        { Obj("\"x\":{\"type\":\"integer\"}", ",\"required\":[\"x\"]").Replace("\"integer\"}", "\"integer\",\"x-resolved\":\"r\"}"), "RLHF0010", "'x': x-resolved is for a key that is neither required nor defaulted" },
+        { Obj("\"x\":{\"type\":\"integer\",\"x-resolved\":true}"), "RLHF0010", "'x': x-resolved must be a string saying what sets the key" },
     };
 
     [Theory]

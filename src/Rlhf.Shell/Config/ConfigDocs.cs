@@ -47,7 +47,36 @@ public static class ConfigDocs
             }
             sb.Append('\n');
         }
+        RollSection(sb);
         return sb.ToString();
+    }
+
+    /// <summary>How a config written for ROLL (alibaba/ROLL) reads here: its mapped keys, its shapes, the keys ignored.</summary>
+    private static void RollSection(StringBuilder sb)
+    {
+        sb.Append("## ROLL configs\n\n");
+        sb.Append("A config written for ROLL loads as it is. Its top-level pipeline keys are listed under RlhfConfig above (their\n");
+        sb.Append("descriptions start with \"ROLL:\" and name the key of ours each one sets); each maps once onto ours, and a ROLL key\n");
+        sb.Append("and ours both written with different values is an error naming both. After loading, `rlhf config show` prints ours.\n\n");
+        sb.Append("- `actor_train.training_args` fill `training` (which is then optional), `actor_train.model_args` fill `model`\n");
+        sb.Append("  (`model_name_or_path` → `model.path`; `dtype` and `model_type` when written), and `actor_train.strategy_args.strategy_config`\n");
+        sb.Append("  is the engine when no `engine` section is written. With no `training.algorithm` and no `adv_estimator`, ROLL's default\n");
+        sb.Append("  `gae` (ppo) applies; an online run with no length runs ROLL's default `max_steps` 500. Such a config may leave `data` out\n");
+        sb.Append("  (ROLL reads prompts through data_args templates): it loads, and `rlhf train` asks for `data.task` or `data.path`.\n");
+        sb.Append("- `actor_infer` with `strategy_name: vllm` or `sglang` runs the paged generator: its `strategy_config` holds vLLM's engine keys\n");
+        sb.Append("  (`gpu_memory_utilization`, `block_size`, `max_model_len`, `max_num_seqs`, `max_num_batched_tokens`, `enable_prefix_caching`;\n");
+        sb.Append("  SGLang's `mem_fraction_static` is read as `gpu_memory_utilization`), which join its `generating_args`; those take Hugging Face\n");
+        sb.Append("  generate's names (`num_return_sequences` → `n`, `do_sample: false` → temperature 0, `num_beams` 1 only) and become `generation`.\n");
+        sb.Append("  `gpu_memory_utilization` sets `kv_cache_memory_mb` to that share of the memory of the machine loading the config.\n");
+        sb.Append("- `rewards: {domain: {worker_cls, tag_included, …}}` with one domain: the domain's name is `reward.function`.\n");
+        sb.Append("- `hf_infer` runs the reference frozen through the engine.\n\n");
+        sb.Append("These keys mean nothing here; they are removed before binding and listed once, grouped, in one warning with their\n");
+        sb.Append("lines (`--strict` on `rlhf config show` and `rlhf train` makes each an error). `{role}` is any of ");
+        sb.Append(string.Join(", ", RollLayout.Roles.Select(r => $"`{r}`")) + ". Any other unknown key is an error, with \"did you mean\".\n\n");
+        sb.Append("| Group | Keys |\n|---|---|\n");
+        foreach (var (group, patterns) in RollLayout.Ignored)
+            sb.Append($"| {Cell(group)} | {string.Join(", ", patterns.Select(p => $"`{p}`"))} |\n");
+        sb.Append('\n');
     }
 
     private static string Cell(string s) => s.Replace("|", "\\|").Replace("\n", " ");

@@ -11,8 +11,12 @@ namespace Rlhf.Shell.Config;
 /// </summary>
 public static class ConfigLoader
 {
-    /// <summary>Loads, validates and resolves a config file (errors carry file:line:column and key path).</summary>
-    public static Validation<ConfigError, RlhfConfig> Load(string path, IEnumerable<string>? overrides = null, int? worldSize = null)
+    /// <summary>
+    /// Loads, validates and resolves a config file (errors carry file:line:column and key path). ROLL keys that mean
+    /// nothing here are added to <paramref name="ignored"/> (see <see cref="RollLayout"/>); with <paramref name="strict"/>
+    /// each is an error instead.
+    /// </summary>
+    public static Validation<ConfigError, RlhfConfig> Load(string path, IEnumerable<string>? overrides = null, int? worldSize = null, bool strict = false, List<IgnoredKey>? ignored = null)
     {
         var full = Path.GetFullPath(path);
         var display = Path.IsPathRooted(path) ? full : Path.GetRelativePath(Environment.CurrentDirectory, full).Replace('\\', '/');
@@ -22,18 +26,19 @@ public static class ConfigLoader
         if (!File.Exists(full))
             return Fail(new ConfigError(display, 1, 1, "", "config file not found"));
         var root = composer.Compose(full, []);
-        return Finish(root, sources, composer, errors, overrides, worldSize);
+        return Finish(root, sources, composer, errors, overrides, worldSize, strict, ignored);
     }
 
     /// <summary>Loads YAML text as if it were the file <paramref name="fileName"/> in <paramref name="baseDirectory"/> (default: the working directory).</summary>
-    public static Validation<ConfigError, RlhfConfig> LoadText(string yaml, string fileName = "<text>", IEnumerable<string>? overrides = null, int? worldSize = null, string? baseDirectory = null)
+    public static Validation<ConfigError, RlhfConfig> LoadText(string yaml, string fileName = "<text>", IEnumerable<string>? overrides = null, int? worldSize = null, string? baseDirectory = null,
+        bool strict = false, List<IgnoredKey>? ignored = null)
     {
         var sources = new NodeSources(fileName);
         var errors = new List<ConfigError>();
         var composer = new Composer(sources, errors);
         var pseudo = Path.Combine(Path.GetFullPath(baseDirectory ?? Environment.CurrentDirectory), fileName);
         var root = composer.ComposeText(yaml, pseudo, fileName, []);
-        return Finish(root, sources, composer, errors, overrides, worldSize);
+        return Finish(root, sources, composer, errors, overrides, worldSize, strict, ignored);
     }
 
     /// <summary>
@@ -51,7 +56,7 @@ public static class ConfigLoader
         if (!File.Exists(full))
             return Validation<ConfigError, T>.Fail(Prelude.Seq1(new ConfigError(display, 1, 1, "", "config file not found")));
         var root = composer.Compose(full, []);
-        var prepared = Prepare(root, sources, composer, errors, overrides, null);
+        var prepared = Prepare(root, sources, composer, errors, overrides, null, null);
         if (prepared is not var (tree, failed)) return Validation<ConfigError, T>.Fail(Prelude.Seq(Sorted(errors)));
         var bound = bind(tree, new BindContext(sources), "");
         errors.AddRange(bound.FailToSeq().Where(e => !failed.Contains(e.KeyPath)));
@@ -63,13 +68,23 @@ public static class ConfigLoader
 
     /// <summary>Overrides, deepspeed_config, interpolation; null when file-level errors make binding pointless.</summary>
     private static (YamlMappingNode Root, System.Collections.Generic.HashSet<string> FailedPaths)? Prepare(
-        YamlMappingNode? root, NodeSources sources, Composer composer, List<ConfigError> errors, IEnumerable<string>? overrides, IReadOnlyList<SettingsField>? schema)
+        YamlMappingNode? root, NodeSources sources, Composer composer, List<ConfigError> errors, IEnumerable<string>? overrides, IReadOnlyList<SettingsField>? schema,
+        List<IgnoredKey>? ignored)
     {
         if (root is null) return null;
         Overrides.Apply(root, overrides?.ToList() ?? [], sources, errors);
         ApplyDeepSpeedConfig(root, sources, composer, errors);
         var interpolator = new Interpolator(root, sources, errors, schema);
         interpolator.Run();
+        if (ignored is not null)
+        {
+            // After interpolation, so a kept key may still refer to an ignored one (exp_name: run-${pg_variant}); what an
+            // ignored key itself failed to interpolate does not matter.
+            var before = ignored.Count;
+            RollLayout.Apply(root, sources, errors, ignored);
+            foreach (var k in ignored.Skip(before))
+                errors.RemoveAll(e => e.KeyPath == k.KeyPath || e.KeyPath.StartsWith(k.KeyPath + ".", StringComparison.Ordinal) || e.KeyPath.StartsWith(k.KeyPath + "[", StringComparison.Ordinal));
+        }
         // Problems with files (syntax, includes, cycles) make binding errors noise: report those alone.
         if (errors.Any(e => e.KeyPath.StartsWith("defaults", StringComparison.Ordinal) || e.KeyPath.Length == 0 || e.KeyPath == "deepspeed_config"))
             return null;
@@ -77,17 +92,50 @@ public static class ConfigLoader
     }
 
     private static Validation<ConfigError, RlhfConfig> Finish(
-        YamlMappingNode? root, NodeSources sources, Composer composer, List<ConfigError> errors, IEnumerable<string>? overrides, int? worldSize)
+        YamlMappingNode? root, NodeSources sources, Composer composer, List<ConfigError> errors, IEnumerable<string>? overrides, int? worldSize,
+        bool strict, List<IgnoredKey>? ignoredOut)
     {
-        if (Prepare(root, sources, composer, errors, overrides, RlhfConfig.Fields) is not var (tree, failed)) return Fail(Sorted(errors));
+        var ignored = new List<IgnoredKey>();
+        Validation<ConfigError, RlhfConfig> Done(Validation<ConfigError, RlhfConfig> result)
+        {
+            ignoredOut?.AddRange(ignored);
+            if (!strict || ignored.Count == 0) return result;
+            return Fail(Sorted(ignored.Select(RollLayout.AsError).Concat(result.FailToSeq())));
+        }
+        if (Prepare(root, sources, composer, errors, overrides, RlhfConfig.Fields, ignored) is not var (tree, failed)) return Done(Fail(Sorted(errors)));
+        CheckTrainingSection(tree, sources, errors);
         var ctx = new BindContext(sources);
         var bound = RlhfConfig.Bind(tree, ctx, "");
         var bindErrors = bound.FailToSeq().Where(e => !failed.Contains(e.KeyPath));
         errors.AddRange(bindErrors);
-        if (errors.Count > 0 || bound.IsFail) return Fail(Sorted(errors));
+        if (errors.Count > 0 || bound.IsFail) return Done(Fail(Sorted(errors)));
         var settings = bound.SuccessToSeq().Head with { Defaults = EquatableList<string>.Empty, DeepspeedConfig = null };
-        var resolved = ConfigResolver.Resolve(settings, ctx, worldSize);
-        return resolved.IsFail ? Fail(Sorted(resolved.FailToSeq())) : resolved;
+        var resolved = ConfigResolver.Resolve(settings, ctx, worldSize, MemoryBytes(), ignored);
+        return Done(resolved.IsFail ? Fail(Sorted(resolved.FailToSeq())) : resolved);
+    }
+
+    /// <summary>The memory a share such as vLLM's gpu_memory_utilization is taken of: what the runtime may use of this machine (RAM, or a container's limit).</summary>
+    private static long MemoryBytes() => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+
+    /// <summary>
+    /// <c>training</c> and <c>training.algorithm</c> are required, unless the config is in ROLL's layout (actor_train carries
+    /// its training_args, which fill the section) or names the algorithm with ROLL's <c>adv_estimator</c>.
+    /// </summary>
+    private static void CheckTrainingSection(YamlMappingNode root, NodeSources sources, List<ConfigError> errors)
+    {
+        var rollShaped = YamlTree.Find(root, "actor_train").Value is YamlMappingNode role && YamlTree.Find(role, "training_args").Key is not null;
+        if (rollShaped) return;
+        var (key, training) = YamlTree.Find(root, "training");
+        if (key is null)
+        {
+            var at = sources.Locate(root);
+            errors.Add(new ConfigError(at.File, at.Line, at.Column, "training", "missing required key 'training'"));
+        }
+        else if (training is YamlMappingNode t && YamlTree.Find(t, "algorithm").Key is null && YamlTree.Find(root, "adv_estimator").Key is null)
+        {
+            var at = sources.Locate(t);
+            errors.Add(new ConfigError(at.File, at.Line, at.Column, "training.algorithm", "missing required key 'algorithm'"));
+        }
     }
 
     private static ConfigError[] Sorted(IEnumerable<ConfigError> errors) =>

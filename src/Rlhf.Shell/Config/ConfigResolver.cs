@@ -58,17 +58,26 @@ public static class ConfigResolver
                 $"the head dimension {prefix}.hidden_size / {prefix}.num_attention_heads = {m.HiddenSize} / {m.NumAttentionHeads} = {headDim} is odd; rotary embeddings need an even one"));
     }
 
-    /// <summary>Runs every cross-key check and fills derived values; positions come from the binding context.</summary>
-    public static Validation<ConfigError, RlhfConfig> Resolve(RlhfConfig c, BindContext ctx, int? worldSize = null)
+    /// <summary>
+    /// Runs every cross-key check and fills derived values; positions come from the binding context. ROLL's keys are
+    /// mapped onto ours first (<see cref="RollMapping"/>); <paramref name="memoryBytes"/> is the memory vLLM's
+    /// gpu_memory_utilization is a share of, and ROLL keys an algorithm has no use for are added to <paramref name="ignored"/>.
+    /// </summary>
+    public static Validation<ConfigError, RlhfConfig> Resolve(RlhfConfig c, BindContext ctx, int? worldSize = null, long memoryBytes = 0, List<IgnoredKey>? ignored = null)
     {
         var errors = new List<ConfigError>();
         ConfigError At(string path, string message) => ctx.ErrorAt(path, message);
+        var roll = new RollMapping(ctx, errors, ignored ?? []);
+        c = roll.Apply(c, memoryBytes);
+        if (worldSize is null && c.Distributed.WorldSize is null && c.ActorTrain?.DeviceMapping is { Count: > 0 } devices)
+            c = c with { Distributed = c.Distributed with { WorldSize = devices.Count } };
 
         if (worldSize is int ws0 && c.Distributed.WorldSize is long dws && dws != ws0)
             errors.Add(At("distributed.world_size", $"distributed.world_size is {dws} but the launcher runs {ws0} ranks"));
         var ws = WorldSize(c, worldSize);
 
-        if ((c.Data.Task is null) == (c.Data.Path is null))
+        // A ROLL-shaped config may leave its data to later (ROLL reads it from data_args, a template here); training says so.
+        if ((c.Data.Task is null) == (c.Data.Path is null) && !(roll.RollShaped && c.Data.Task is null && c.Data.Path is null))
             errors.Add(At(c.Data.Path is null ? "data" : "data.path", c.Data.Path is null
                 ? "set one of data.task (a built-in synthetic task) or data.path (a JSONL file)"
                 : "set only one of data.task and data.path"));
@@ -103,15 +112,19 @@ public static class ConfigResolver
             LearningRate = training.LearningRate ?? alg.LearningRate,
         };
 
-        engine = CheckEngine(engine, "engine", errors, ctx);
+        var enginePath = roll.EngineFromRole ? "actor_train.strategy_args.strategy_config" : "engine";
+        engine = CheckEngine(engine, enginePath, errors, ctx);
         engine = EngineOptimizer(engine, training);
-        var batch = BatchSizes(engine, "engine", training.PerDeviceTrainBatchSize, "training.per_device_train_batch_size",
+        var batch = BatchSizes(engine, enginePath, training.PerDeviceTrainBatchSize, "training.per_device_train_batch_size",
             training.GradientAccumulationSteps, "training.gradient_accumulation_steps", ws, errors, ctx);
         if (batch is var (tbs, mb, gas))
         {
             engine = engine with { TrainBatchSize = tbs, TrainMicroBatchSizePerGpu = mb, GradientAccumulationSteps = gas };
             training = training with { PerDeviceTrainBatchSize = mb, GradientAccumulationSteps = gas };
         }
+        if (IsOnline(training.Algorithm))
+            training = roll.RolloutBatch(c, training, ws, training.Algorithm == Algorithm.Ppo ? 1 : alg.SamplesPerPrompt ?? 1);
+        else if (c.RolloutBatchSize is not null) errors.Add(At("rollout_batch_size", $"rollout_batch_size is ROLL's prompts per step; {algKey} is an offline stage"));
 
         var generation = c.Generation with
         {
@@ -119,12 +132,17 @@ public static class ConfigResolver
             N = c.Generation.N ?? alg.SamplesPerPrompt,
         };
 
+        // An engine taken from actor_train was resolved above, once; the role's other checks (its devices) still run.
+        var actorTrain = ResolveRole(roll.EngineFromRole ? c.ActorTrain! with { StrategyArgs = c.ActorTrain!.StrategyArgs with { StrategyConfig = null } } : c.ActorTrain,
+            "actor_train", ws, errors, ctx);
+        if (roll.EngineFromRole) actorTrain = actorTrain! with { StrategyArgs = actorTrain.StrategyArgs with { StrategyConfig = engine } };
         var resolved = c with
         {
+            RolloutBatchSize = null,
             Training = training,
             Engine = engine,
             Generation = generation,
-            ActorTrain = ResolveRole(c.ActorTrain, "actor_train", ws, errors, ctx),
+            ActorTrain = RollMapping.Mirror(actorTrain, training),
             ActorInfer = ResolveRole(c.ActorInfer, "actor_infer", ws, errors, ctx),
             Reference = ResolveRole(c.Reference, "reference", ws, errors, ctx),
             Reward = ResolveReward(c.Reward, errors, ctx),

@@ -64,14 +64,23 @@ public sealed class ZeroEngine : IDisposable
     {
         if (settings.Fp16.Enabled) throw new NotSupportedException("fp16.enabled: use bf16 (fp16 with dynamic loss scaling is not implemented)");
         var z = settings.ZeroOptimization;
-        if (z.OffloadParam.Device != OffloadDevice.None)
-            throw new NotSupportedException($"zero_optimization.offload_param.device {OffloadDeviceYaml.ToYaml(z.OffloadParam.Device)} is not implemented (none)");
         if (z.OffloadOptimizer.Device == OffloadDevice.Nvme)
             throw new NotSupportedException("zero_optimization.offload_optimizer.device nvme is not supported (none or cpu)");
         Settings = settings;
         Trainable = trainable;
-        comm = new Communicator(group);
         var stage = DeepSpeedConfig.Stage(settings);
+        var dev = device ?? Device.Cpu;
+        // DeepSpeed's offload_param (ZeRO-3 only, as DeepSpeed's config checks): a rank's parameter shards live in host
+        // memory. On the CPU they already do, so cpu is accepted there as it stands; on a GPU the gather-to-device per
+        // layer is not implemented.
+        if (z.OffloadParam.Device != OffloadDevice.None)
+        {
+            if (stage != ZeroStage.Parameters)
+                throw new NotSupportedException($"zero_optimization.offload_param needs ZeRO stage 3, got stage {z.Stage}");
+            if (z.OffloadParam.Device != OffloadDevice.Cpu || dev.Type != DeviceType.Cpu)
+                throw new NotSupportedException($"zero_optimization.offload_param.device {OffloadDeviceYaml.ToYaml(z.OffloadParam.Device)} on {dev}: only cpu on a CPU device is implemented (the shards are then in host memory already)");
+        }
+        comm = new Communicator(group);
         if (trainable)
         {
             (TrainBatchSize, MicroBatchPerGpu, GradientAccumulationSteps) = DeepSpeedConfig.Batch(settings, comm.WorldSize);
@@ -81,7 +90,6 @@ public sealed class ZeroEngine : IDisposable
         else schedule = new ConstantLr(0);
 
         var dtype = parameterDtype ?? (settings.Bf16.Enabled ? ScalarType.BFloat16 : ScalarType.Float32);
-        var dev = device ?? Device.Cpu;
         var (specs, first, shared) = LayerRunner.Plan(model);
         Layout = PartitionLayout.Create(stage, comm.WorldSize, specs);
         state = PartitionedState.Create(Layout, dtype, dev, comm, trainable, z.Stage3ParamPersistenceThreshold, z.ReduceBucketSize);
