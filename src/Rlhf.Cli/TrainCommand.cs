@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using Rlhf.Settings;
 using Rlhf.Shell.Config;
+using Rlhf.Shell.Engine;
 using Rlhf.Shell.Telemetry;
 using Rlhf.Shell.Training;
 using Rlhf.Shell.Training.Offline;
@@ -89,6 +90,14 @@ public static class TrainCommand
     public static int Train(RlhfConfig config, TextWriter output, string? resume = null, CancellationToken stopping = default)
     {
         var directory = resume is { Length: > 0 } d ? d : null;
+        // Under a launcher with restarts (rlhf launch --max-restarts, torchrun) the same command line starts every attempt:
+        // --resume on an attempt that finds no checkpoint yet starts the run fresh.
+        var restart = Environment.GetEnvironmentVariable(LaunchSpec.RestartCountVariable) ?? Environment.GetEnvironmentVariable("TORCHELASTIC_RESTART_COUNT");
+        if (resume is not null && restart is not null && !TrainingRun.HasCheckpoint(config, directory))
+        {
+            output.WriteLine($"--resume: no checkpoint yet (restart {restart} under a launcher): starting the run fresh");
+            resume = null;
+        }
         if (OnlinePlan.IsOnline(config.Training.Algorithm))
         {
             OnlineTrainer.CheckSupported(config);

@@ -104,6 +104,10 @@ public sealed class TrainingRun : IDisposable
         return new TrainingRun(config, dir, all, resumed) { ResumedTag = tag };
     }
 
+    /// <summary>True when the run directory of <paramref name="config"/> (or <paramref name="directory"/>) holds a checkpoint to resume (<c>latest</c> exists).</summary>
+    public static bool HasCheckpoint(RlhfConfig config, string? directory = null) =>
+        File.Exists(Path.Combine(CheckpointsOf(config, Path.GetFullPath(directory ?? config.Training.OutputDir)), Checkpoint.LatestFile));
+
     private static string CheckpointsOf(RlhfConfig config, string dir) =>
         config.Checkpointing.Dir is { Length: > 0 } d ? Path.GetFullPath(d) : Path.Combine(dir, "checkpoints");
 
