@@ -28,11 +28,14 @@ public class TrainResumeTests
         private readonly StringBuilder e = new();
         public Process P { get; }
 
-        public Child(IEnumerable<string> args)
+        public Child(IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null)
         {
             var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             psi.ArgumentList.Add(Rlhf);
             foreach (var a in args) psi.ArgumentList.Add(a);
+            psi.Environment.Remove("RLHF_RESTART_COUNT");
+            psi.Environment.Remove("TORCHELASTIC_RESTART_COUNT");
+            if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
             P = new Process { StartInfo = psi };
             P.OutputDataReceived += (_, d) => { if (d.Data is not null) lock (o) o.AppendLine(d.Data); };
             P.ErrorDataReceived += (_, d) => { if (d.Data is not null) lock (e) e.AppendLine(d.Data); };
@@ -182,5 +185,27 @@ public class TrainResumeTests
         Assert.Contains($"(step {step})", output);
         Assert.Equal(Enumerable.Range(1, (int)step + 2).Select(i => (long)i), LoggedSteps(dir));
         Assert.True(File.Exists(Path.Combine(dir, "final", "model.safetensors")));
+    }
+
+    [Fact]
+    public void Under_a_launcher_resume_starts_fresh_until_a_checkpoint_exists_then_continues_from_it()
+    {
+        var dir = CommandErrorTests.TempDir();
+        using (var first = new Child(["train", Sft, .. Overrides(dir, 2), "--resume"], new Dictionary<string, string> { ["RLHF_RESTART_COUNT"] = "0" }))
+        {
+            Assert.True(first.Wait(TimeSpan.FromSeconds(120)) == 0, first.Out + first.Err);
+            Assert.Contains("--resume: no checkpoint yet (restart 0 under a launcher): starting the run fresh", first.Out);
+        }
+        // A later attempt finds the checkpoint; `--resume key=value` gives the override back instead of taking it for a directory.
+        using var second = new Child(["train", Sft, .. Overrides(dir, 2), "--resume", "training.max_steps=4"], new Dictionary<string, string> { ["TORCHELASTIC_RESTART_COUNT"] = "1" });
+        Assert.True(second.Wait(TimeSpan.FromSeconds(120)) == 0, second.Out + second.Err);
+        Assert.Contains("(step 2)", second.Out);
+        Assert.Equal([1L, 2, 3, 4], LoggedSteps(dir));
+
+        // Without a launcher, resuming a directory with no checkpoint is an error.
+        var empty = CommandErrorTests.TempDir();
+        using var direct = new Child(["train", Sft, .. Overrides(empty, 2), "--resume"]);
+        Assert.Equal(1, direct.Wait(TimeSpan.FromSeconds(120)));
+        Assert.Contains("nothing to resume", direct.Err);
     }
 }
