@@ -208,4 +208,39 @@ public class TrainResumeTests
         Assert.Equal(1, direct.Wait(TimeSpan.FromSeconds(120)));
         Assert.Contains("nothing to resume", direct.Err);
     }
+
+    [Theory]
+    [InlineData("sft.yaml")]
+    [InlineData("reward_model.yaml")]
+    [InlineData("dpo.yaml")]
+    [InlineData("online_dpo.yaml")]
+    public void An_output_directory_that_cannot_be_written_fails_before_any_model_loads(string file)
+    {
+        var blocker = Path.Combine(CommandErrorTests.TempDir(), "a-file");
+        File.WriteAllText(blocker, "");
+        var output = Path.Combine(blocker, "out");
+        // model.path names nothing: had the model loaded first, the error would name it instead.
+        var (code, _, err) = CommandErrorTests.Run("train", Path.Combine(CommandErrorTests.RepoRoot, "configs", file), $"training.output_dir={output}", "model.path=/no/such/model");
+        Assert.Equal(1, code);
+        var line = Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith($"rlhf train: output directory {output} is not writable", line);
+    }
+
+    [Fact]
+    public void A_second_signal_aborts_at_once_without_a_checkpoint()
+    {
+        var dir = CommandErrorTests.TempDir();
+        // Steps of 64 examples take long enough that the second signal lands while the first step after the first one runs.
+        using var child = new Child(["train", Sft, .. Overrides(dir, 100_000, saveSteps: 0), "training.per_device_train_batch_size=64", "data.num_examples=512"]);
+        Assert.True(child.WaitForStep(1, TimeSpan.FromSeconds(120)), child.Out + child.Err);
+        Signal(child.P.Id, "INT");
+        Thread.Sleep(30);
+        Signal(child.P.Id, "INT");
+        var code = child.Wait(TimeSpan.FromSeconds(60));
+        Assert.True(code == 130, $"exit {code}\n{child.Err}");
+        Assert.Contains("rlhf train: SIGINT received: stopping after the current step", child.Err);
+        Assert.Contains("rlhf train: second signal (SIGINT): aborting at once, without a checkpoint", child.Err);
+        Assert.DoesNotContain("stopped by SIGINT after step", child.Err);
+        Assert.False(File.Exists(Path.Combine(dir, "checkpoints", "latest")), "an aborted run wrote a checkpoint");
+    }
 }
