@@ -26,7 +26,7 @@ public sealed record LaunchSpec(
     /// <summary>Most restarts <c>--max-restarts</c> accepts.</summary>
     public const int MaxRestartsLimit = 1000;
 
-    /// <summary>Grace period of stopped workers when none is given (torchrun waits 30 s; the workers here save nothing on SIGTERM yet).</summary>
+    /// <summary>Grace period of stopped workers when none is given (torchrun waits 30 s; <c>rlhf train</c> finishes its step and writes a checkpoint on SIGTERM, so raise it for steps or saves that take longer).</summary>
     public static readonly TimeSpan DefaultGracePeriod = TimeSpan.FromSeconds(10);
 
     /// <summary>Global world size.</summary>

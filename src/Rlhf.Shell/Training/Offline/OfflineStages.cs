@@ -33,6 +33,12 @@ public sealed record OfflineResult(Algorithm Algorithm, long Steps, IReadOnlyLis
 /// the step's micro-batch statistics is logged under TRL's names; engine checkpoints every <c>save_steps</c> and at the
 /// end; the held-out split (<c>data.eval_fraction</c>) is evaluated before training and at the end (and every
 /// <c>eval_steps</c>); the trained model is written to <c>final/</c> as a Hugging Face directory.
+/// Runs survive: every checkpoint carries the loop's <see cref="TrainerState"/> (step, data cursor, seed, and a fingerprint of
+/// what must not change), so a run opened with resume continues from <c>latest</c> and ends bit-identical to one never
+/// interrupted (epoch orders are a pure function of seed and epoch); a non-finite loss or gradient norm skips the optimizer
+/// step (logged as <c>train/skipped_steps</c>) and <c>training.max_consecutive_skipped_steps</c> in a row stop the run
+/// after a checkpoint (<see cref="TrainingDivergedException"/>); <see cref="TrainingRun.Stopping"/> ends the run after the
+/// step in progress with a checkpoint (<see cref="TrainingStoppedException"/>).
 /// </summary>
 public static class OfflineStages
 {
