@@ -166,4 +166,31 @@ public class OfflineResumeTests
         Assert.True(File.Exists(Path.Combine(dir, "final", "model.safetensors")));
         Directory.Delete(dir, true);
     }
+
+    [Fact]
+    public void Resuming_drops_the_metrics_logged_after_the_checkpoint_and_a_torn_last_line()
+    {
+        var dir = TestPaths.TempDir();
+        File.WriteAllText(Path.Combine(dir, "metrics.jsonl"),
+            "{\"step\": 0, \"episode\": 0, \"eval/loss\": 5}\n{\"step\": 1, \"episode\": 16, \"loss\": NaN}\n{\"step\": 2, \"episode\": 32, \"loss\": 4}\n{\"step\": 3, \"epi");
+        File.WriteAllText(Path.Combine(dir, "metrics.csv"), "step,episode,loss\n1,16,NaN\n2,32,4\n3,48,3\n");
+        Rlhf.Shell.Telemetry.MetricsSinks.DropAfter(dir, 1);
+        Assert.Equal("{\"step\": 0, \"episode\": 0, \"eval/loss\": 5}\n{\"step\": 1, \"episode\": 16, \"loss\": NaN}\n", File.ReadAllText(Path.Combine(dir, "metrics.jsonl")));
+        Assert.Equal("step,episode,loss\n1,16,NaN\n", File.ReadAllText(Path.Combine(dir, "metrics.csv")));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void Resuming_a_checkpoint_without_a_trainer_state_names_the_missing_file()
+    {
+        var dir = TestPaths.TempDir();
+        var config = Config("sft.yaml", $"training.output_dir={dir}");
+        var checkpoints = Path.Combine(dir, "checkpoints");
+        using (var e = new ZeroEngine(new TransformerLayers(ModelConfig.Llama(64, 32, 48, 1, 4, kvHeads: 2), initStd: 0.2), TestEngines.Settings(1, mb: 2, gas: 1, lr: 0.05), null, seed: 9, gradientCheckpointing: false))
+            e.SaveCheckpoint(checkpoints);
+        var error = Assert.Throws<CheckpointException>(() => TrainingRun.Open(config, resume: true));
+        Assert.Equal(Path.Combine(checkpoints, "global_step0", TrainerState.FileName), error.FilePath);
+        Assert.Contains("no trainer state", error.Message);
+        Directory.Delete(dir, true);
+    }
 }
