@@ -68,15 +68,18 @@ public static class TrainCommand
         if (failed) return Program.FailureExitCode;
         if (dryRun) return DryRun(config!, output);
         using var stop = new StopSignals(error);
-        var resumeHint = $"rlhf train {file}{string.Concat(overrides.Select(o => " " + o))} --resume";
+        var command = $"rlhf train {file}{string.Concat(overrides.Select(o => " " + o))}";
         try
         {
             return Train(config!, output, resume, stop.Token);
         }
         catch (OperationCanceledException e) when (stop.Signal is { } sig)
         {
-            var where = e is TrainingStoppedException s ? $"after step {s.Step}; checkpoint {s.Checkpoint}" : "before the first checkpoint";
-            error.WriteLine($"rlhf train: stopped by {(sig == PosixSignal.SIGTERM ? "SIGTERM" : "SIGINT")} {where}; continue with: {resumeHint}{(resume is { Length: > 0 } d ? "=" + d : "")}");
+            var dir = resume is { Length: > 0 } d ? d : null;
+            var next = e is TrainingStoppedException s ? $" after step {s.Step}; checkpoint {s.Checkpoint}; continue with: {command} --resume{(dir is null ? "" : "=" + dir)}"
+                : TrainingRun.HasCheckpoint(config!, dir) ? $" (its last checkpoint stays); continue with: {command} --resume{(dir is null ? "" : "=" + dir)}"
+                : $" before its first checkpoint; start again with: {command}";
+            error.WriteLine($"rlhf train: stopped by {(sig == PosixSignal.SIGTERM ? "SIGTERM" : "SIGINT")}{next}");
             error.Flush();
             return sig == PosixSignal.SIGTERM ? 143 : 130;
         }
