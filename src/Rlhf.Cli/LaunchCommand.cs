@@ -15,11 +15,15 @@ public static class LaunchCommand
         var addr = new Option<string?>("--master-addr") { Description = "address of rank 0's node (default: MASTER_ADDR, first host of SLURM_NODELIST, or 127.0.0.1)" };
         var port = new Option<int?>("--master-port") { Description = $"rendezvous port (default: MASTER_PORT or {DistributedEnvironment.DefaultPort})" };
         var grace = new Option<double?>("--grace-period") { Description = $"seconds stopped workers get between SIGTERM and SIGKILL (default {LaunchSpec.DefaultGracePeriod.TotalSeconds:0})" };
+        var restarts = new Option<int>("--max-restarts")
+        {
+            Description = $"when a worker fails, stop every worker and start them all again, up to this many times (torchrun's --max-restarts; default 0). Workers see {LaunchSpec.RestartCountVariable} and TORCHELASTIC_RESTART_COUNT; rlhf train … --resume continues from the last checkpoint",
+        };
         var noPrefix = new Option<bool>("--no-prefix") { Description = "do not prefix worker output with [rank r]" };
         var command = new Argument<string[]>("command") { Description = "worker command after --; 'rlhf' stands for this executable", Arity = ArgumentArity.OneOrMore };
-        var cmd = new Command("launch", "Start N workers per node with the torchrun environment; stop them all when one fails.")
+        var cmd = new Command("launch", "Start N workers per node with the torchrun environment; stop them all when one fails (and restart them all, with --max-restarts).")
         {
-            nproc, nnodes, nodeRank, addr, port, grace, noPrefix, command,
+            nproc, nnodes, nodeRank, addr, port, grace, restarts, noPrefix, command,
         };
         cmd.SetAction(r =>
         {
@@ -33,7 +37,8 @@ public static class LaunchCommand
                 r.GetValue(port) ?? EnvInt("MASTER_PORT") ?? DistributedEnvironment.DefaultPort,
                 r.GetValue(command) ?? [],
                 !r.GetValue(noPrefix),
-                g is { } sec ? TimeSpan.FromSeconds(sec) : null);
+                g is { } sec ? TimeSpan.FromSeconds(sec) : null,
+                r.GetValue(restarts));
             return new Launcher(spec, r.InvocationConfiguration.Output, r.InvocationConfiguration.Error).Run();
         });
         return cmd;

@@ -1,7 +1,9 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Rlhf.Core.Models;
 using Rlhf.Settings;
 using Rlhf.Shell.Config;
+using Rlhf.Shell.Engine;
 using Rlhf.Shell.Telemetry;
 using Rlhf.Shell.Training;
 using Rlhf.Shell.Training.Offline;
@@ -10,9 +12,11 @@ using Rlhf.Shell.Training.Online;
 namespace Rlhf.Cli;
 
 /// <summary>
-/// <c>rlhf train CONFIG [key=value …] [--dry-run]</c>: loads and resolves the config, then runs the stage its
+/// <c>rlhf train CONFIG [key=value …] [--dry-run] [--resume [DIR]]</c>: loads and resolves the config, then runs the stage its
 /// <c>training.algorithm</c> names — the online loop (<see cref="OnlineTrainer.Run"/>) or an offline stage
-/// (<see cref="OfflineStages.Run"/>) — into the run directory <c>training.output_dir</c>.
+/// (<see cref="OfflineStages.Run"/>) — into the run directory <c>training.output_dir</c> (or DIR, resumed from its
+/// <c>checkpoints/latest</c>). SIGINT or SIGTERM asks the run to stop after the step in progress and write a checkpoint; the
+/// command then exits 130 or 143 saying how to resume. A second signal ends the process at once.
 /// </summary>
 public static class TrainCommand
 {
@@ -22,17 +26,36 @@ public static class TrainCommand
         var file = new Argument<string>("config") { Description = "The YAML config to train with." };
         var overrides = new Argument<string[]>("overrides") { Description = "Overrides such as training.max_steps=10 training.output_dir=out.", Arity = ArgumentArity.ZeroOrMore };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the plan (roles, parameter counts, batch arithmetic, memory per rank) and exit without training." };
+        var resume = new Option<string?>("--resume")
+        {
+            Description = "Continue the run in DIR (default: training.output_dir) from its checkpoints/latest: weights, optimizer, step, data order. Put it after the overrides, or write --resume=DIR.",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
         var strict = ConfigCommands.StrictOption();
         var cmd = new Command("train", "Train with the algorithm the config names (online DPO, PPO, RLOO, best-of-K, GRPO, REINFORCE++, SFT, reward model, DPO).")
         {
-            file, overrides, dryRun, strict,
+            file, overrides, dryRun, resume, strict,
         };
-        cmd.SetAction(r => Run(r.GetValue(file)!, r.GetValue(overrides) ?? [], r.GetValue(dryRun), r.InvocationConfiguration.Output, r.InvocationConfiguration.Error, r.GetValue(strict)));
+        cmd.SetAction(r =>
+        {
+            var extra = r.GetValue(overrides) ?? [];
+            string? resumeDir = null;
+            if (r.GetResult(resume) is not null)
+            {
+                resumeDir = r.GetValue(resume) ?? "";
+                // `--resume key=value` swallowed an override: take it back unless it names a directory.
+                if (resumeDir.Contains('=') && !Directory.Exists(resumeDir)) (extra, resumeDir) = ([.. extra, resumeDir], "");
+            }
+            return Run(r.GetValue(file)!, extra, r.GetValue(dryRun), r.InvocationConfiguration.Output, r.InvocationConfiguration.Error, resumeDir, r.GetValue(strict));
+        });
         return cmd;
     }
 
-    /// <summary>Loads <paramref name="file"/> with <paramref name="overrides"/> and trains (or prints the plan); returns the exit code.</summary>
-    public static int Run(string file, IReadOnlyList<string> overrides, bool dryRun, TextWriter output, TextWriter error, bool strict = false)
+    /// <summary>
+    /// Loads <paramref name="file"/> with <paramref name="overrides"/> and trains (or prints the plan); returns the exit code.
+    /// <paramref name="resume"/>: null for a fresh run, "" to resume <c>training.output_dir</c>, else the run directory to resume.
+    /// </summary>
+    public static int Run(string file, IReadOnlyList<string> overrides, bool dryRun, TextWriter output, TextWriter error, string? resume = null, bool strict = false)
     {
         var loaded = ConfigCommands.Load(file, overrides, strict, error);
         RlhfConfig? config = null;
@@ -45,27 +68,108 @@ public static class TrainCommand
                 return true;
             });
         if (failed) return Program.FailureExitCode;
-        return dryRun ? DryRun(config!, output) : Train(config!, output);
+        if (dryRun) return DryRun(config!, output);
+        using var stop = new StopSignals(error);
+        var command = $"rlhf train {file}{string.Concat(overrides.Select(o => " " + o))}";
+        try
+        {
+            return Train(config!, output, resume, stop.Token);
+        }
+        catch (OperationCanceledException e) when (stop.Signal is { } sig)
+        {
+            var dir = resume is { Length: > 0 } d ? d : null;
+            var next = e is TrainingStoppedException s ? $" after step {s.Step}; checkpoint {s.Checkpoint}; continue with: {command} --resume{(dir is null ? "" : "=" + dir)}"
+                : TrainingRun.HasCheckpoint(config!, dir) ? $" (its last checkpoint stays); continue with: {command} --resume{(dir is null ? "" : "=" + dir)}"
+                : $" before its first checkpoint; start again with: {command}";
+            error.WriteLine($"rlhf train: stopped by {(sig == PosixSignal.SIGTERM ? "SIGTERM" : "SIGINT")}{next}");
+            error.Flush();
+            return sig == PosixSignal.SIGTERM ? 143 : 130;
+        }
     }
 
-    /// <summary>The one dispatch from algorithm to stage: online algorithms to the online loop, the rest to the offline stages.</summary>
-    public static int Train(RlhfConfig config, TextWriter output)
+    /// <summary>
+    /// The one dispatch from algorithm to stage: online algorithms to the online loop, the rest to the offline stages. The run
+    /// directory is opened (and proved writable) before any model loads. <paramref name="resume"/>: see <see cref="Run"/>;
+    /// <paramref name="stopping"/> becomes <see cref="TrainingRun.Stopping"/>.
+    /// </summary>
+    public static int Train(RlhfConfig config, TextWriter output, string? resume = null, CancellationToken stopping = default)
     {
+        var directory = resume is { Length: > 0 } d ? d : null;
+        // Under a launcher with restarts (rlhf launch --max-restarts, torchrun) the same command line starts every attempt:
+        // --resume on an attempt that finds no checkpoint yet starts the run fresh.
+        var restart = Environment.GetEnvironmentVariable(LaunchSpec.RestartCountVariable) ?? Environment.GetEnvironmentVariable("TORCHELASTIC_RESTART_COUNT");
+        if (resume is not null && restart is not null && !TrainingRun.HasCheckpoint(config, directory))
+        {
+            output.WriteLine($"--resume: no checkpoint yet (restart {restart} under a launcher): starting the run fresh");
+            resume = null;
+        }
         if (OnlinePlan.IsOnline(config.Training.Algorithm))
         {
             OnlineTrainer.CheckSupported(config);
             _ = OnlinePlan.From(config);                      // batch arithmetic fails before the run directory is made
-            using var run = TrainingRun.Open(config, console: new TextMetricsSink(output));
+            using var run = TrainingRun.Open(config, directory, new TextMetricsSink(output), resume is not null);
+            run.Stopping = stopping;
             var code = OnlineTrainer.Run(config, run);
             output.WriteLine($"trained {AlgorithmYaml.ToYaml(config.Training.Algorithm)}: {run.Directory} (final/ = the policy as a Hugging Face directory)");
             return code;
         }
-        using (var run = TrainingRun.Open(config, console: new TextMetricsSink(output)))
+        using (var run = TrainingRun.Open(config, directory, new TextMetricsSink(output), resume is not null))
         {
+            run.Stopping = stopping;
+            if (run.Resumed is { } r) output.WriteLine($"resuming {AlgorithmYaml.ToYaml(config.Training.Algorithm)} from {Path.Combine(run.CheckpointsDirectory, run.ResumedTag!)} (step {r.Step})");
             OfflineStages.Run(config, run);
             output.WriteLine($"trained {AlgorithmYaml.ToYaml(config.Training.Algorithm)}: {run.Directory} (final/ = the model as a Hugging Face directory)");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// SIGINT and SIGTERM while training: the first cancels <see cref="Token"/> (the loop finishes its step and checkpoints),
+    /// a second ends the process at once with 128 + the signal, as a shell reports a process killed by it.
+    /// </summary>
+    private sealed class StopSignals : IDisposable
+    {
+        private readonly CancellationTokenSource cts = new();
+        private readonly List<PosixSignalRegistration> regs = [];
+        private readonly TextWriter error;
+        private int received;
+
+        public StopSignals(TextWriter error)
+        {
+            this.error = error;
+            regs.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, On));
+            regs.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, On));
+        }
+
+        public CancellationToken Token => cts.Token;
+
+        public PosixSignal? Signal { get; private set; }
+
+        private void On(PosixSignalContext ctx)
+        {
+            ctx.Cancel = true;
+            var name = ctx.Signal == PosixSignal.SIGTERM ? "SIGTERM" : "SIGINT";
+            if (Interlocked.Increment(ref received) == 1)
+            {
+                Signal = ctx.Signal;
+                error.WriteLine($"rlhf train: {name} received: stopping after the current step and writing a checkpoint (send it again to abort at once)");
+                error.Flush();
+                cts.Cancel();
+                return;
+            }
+            error.WriteLine($"rlhf train: second signal ({name}): aborting at once, without a checkpoint");
+            error.Flush();
+            Exit(ctx.Signal == PosixSignal.SIGTERM ? 143 : 130);
+        }
+
+        public void Dispose()
+        {
+            foreach (var r in regs) r.Dispose();
+            cts.Dispose();
+        }
+
+        [DllImport("libc", EntryPoint = "_exit")]
+        private static extern void Exit(int code);
     }
 
     /// <summary>Prints the plan of an online run; offline stages print their algorithm and model only.</summary>

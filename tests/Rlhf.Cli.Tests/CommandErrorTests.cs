@@ -45,6 +45,8 @@ public class CommandErrorTests
     [InlineData("launch --master-addr 10.1 -- true", "--master-addr '10.1' is not a valid address")]
     [InlineData("launch --master-addr bad!addr -- true", "--master-addr 'bad!addr' is not a valid IP address or host name")]
     [InlineData("launch --grace-period -1 -- true", "--grace-period must be from 0 to 86400 seconds, got -1")]
+    [InlineData("launch --max-restarts -1 -- true", "--max-restarts must be from 0 to 1000, got -1")]
+    [InlineData("launch --max-restarts 1001 -- true", "--max-restarts must be from 0 to 1000, got 1001")]
     [InlineData("launch -- /no/such/program", "worker program '/no/such/program' does not exist")]
     [InlineData("launch -- no-such-program-rlhf-test", "worker program 'no-such-program-rlhf-test' was not found on PATH")]
     [InlineData("launch -- /tmp", "worker program '/tmp' is a directory, not a program")]

@@ -276,6 +276,7 @@ internal static partial class Scenarios
         "transformer" => TransformerRun(kv),
         "reference" => Reference(kv),
         "frozen" => FrozenRun(kv),
+        "restart" => RestartRun(kv),
         _ => throw new ArgumentException($"unknown scenario '{name}'"),
     };
 }

@@ -12,11 +12,21 @@ namespace Rlhf.Shell.Engine;
 /// <param name="Command">Program and arguments of every worker (<c>rlhf</c> means this very executable).</param>
 /// <param name="PrefixOutput">Prefix every output line with <c>[rank r]</c>.</param>
 /// <param name="GracePeriod">How long stopped workers get between SIGTERM (or a forwarded SIGINT) and SIGKILL; null: <see cref="DefaultGracePeriod"/>.</param>
+/// <param name="MaxRestarts">
+/// torchrun's <c>--max-restarts</c>: when a worker fails, every worker is stopped and all are started again, up to this many
+/// times; each learns its attempt from <see cref="RestartCountVariable"/> (and torchrun's <c>TORCHELASTIC_RESTART_COUNT</c>).
+/// </param>
 public sealed record LaunchSpec(
     int NprocPerNode, int Nnodes, int NodeRank, string MasterAddr, int MasterPort, IReadOnlyList<string> Command,
-    bool PrefixOutput = true, TimeSpan? GracePeriod = null)
+    bool PrefixOutput = true, TimeSpan? GracePeriod = null, int MaxRestarts = 0)
 {
-    /// <summary>Grace period of stopped workers when none is given (torchrun waits 30 s; the workers here save nothing on SIGTERM yet).</summary>
+    /// <summary>The environment variable holding how many times the workers were restarted (0 on the first start).</summary>
+    public const string RestartCountVariable = "RLHF_RESTART_COUNT";
+
+    /// <summary>Most restarts <c>--max-restarts</c> accepts.</summary>
+    public const int MaxRestartsLimit = 1000;
+
+    /// <summary>Grace period of stopped workers when none is given (torchrun waits 30 s; <c>rlhf train</c> finishes its step and writes a checkpoint on SIGTERM, so raise it for steps or saves that take longer).</summary>
     public static readonly TimeSpan DefaultGracePeriod = TimeSpan.FromSeconds(10);
 
     /// <summary>Global world size.</summary>
@@ -28,9 +38,12 @@ public sealed record LaunchSpec(
     /// <summary>Global rank of local worker <paramref name="localRank"/>.</summary>
     public int GlobalRank(int localRank) => NodeRank * NprocPerNode + localRank;
 
-    /// <summary>The torchrun environment of local worker <paramref name="localRank"/>.</summary>
-    public IReadOnlyDictionary<string, string> WorkerEnvironment(int localRank) => new Dictionary<string, string>
+    /// <summary>The torchrun environment of local worker <paramref name="localRank"/> in attempt <paramref name="restart"/> (0 = first start).</summary>
+    public IReadOnlyDictionary<string, string> WorkerEnvironment(int localRank, int restart = 0) => new Dictionary<string, string>
     {
+        [RestartCountVariable] = restart.ToString(),
+        ["TORCHELASTIC_RESTART_COUNT"] = restart.ToString(),
+        ["TORCHELASTIC_MAX_RESTARTS"] = MaxRestarts.ToString(),
         ["RANK"] = GlobalRank(localRank).ToString(),
         ["LOCAL_RANK"] = localRank.ToString(),
         ["WORLD_SIZE"] = WorldSize.ToString(),
@@ -59,6 +72,7 @@ public sealed record LaunchSpec(
         if (Command.Count == 0 || string.IsNullOrEmpty(Command[0]))
             throw new ArgumentException("no worker command given (rlhf launch [options] -- <program> [args...])");
         if (Grace < TimeSpan.Zero) throw new ArgumentException($"the grace period must not be negative, got {Grace.TotalSeconds} s");
+        if (MaxRestarts is < 0 or > MaxRestartsLimit) throw new ArgumentException($"--max-restarts must be from 0 to {MaxRestartsLimit}, got {MaxRestarts}");
         _ = WorkerProcess.Resolve(Command);
     }
 

@@ -10,6 +10,10 @@ namespace Rlhf.Shell.Engine;
 /// period) and reports the rank that failed first. SIGINT and SIGTERM to the launcher are forwarded the same way.
 /// Workers never outlive the launcher: each has a parent-death signal, and a guardian shell kills every worker group
 /// when the launcher's end of a pipe closes, which happens however the launcher ends (SIGKILL included).
+/// With <see cref="LaunchSpec.MaxRestarts"/> (torchrun's <c>--max-restarts</c>, Ray Train's <c>FailureConfig.max_failures</c>)
+/// a failure stops every worker and starts them all again, up to that many times, each attempt with its number in
+/// <see cref="LaunchSpec.RestartCountVariable"/> and, on a single node, a fresh rendezvous port (the old store's port may
+/// still be held). Workers resume from their last checkpoint themselves (<c>rlhf train … --resume</c>).
 /// </summary>
 public sealed class Launcher
 {
@@ -28,44 +32,80 @@ public sealed class Launcher
     }
 
     private abstract record Event;
-    private sealed record Exited(int Local, int Code) : Event;
+    private sealed record Exited(int Attempt, int Local, int Code) : Event;
     private sealed record Signalled(int Signal) : Event;
 
     /// <summary>
-    /// Runs every local worker to completion; returns 0, the exit code of the worker that failed first, or 128 + the
-    /// signal that stopped the launcher (130 for SIGINT, 143 for SIGTERM; cancelling <paramref name="cancel"/> counts as
-    /// SIGINT). Call it on a thread that lives until it returns (the workers' parent-death signal follows that thread).
+    /// Runs every local worker to completion (restarting them all after a failure while restarts remain); returns 0, the exit
+    /// code of the worker that failed first in the last attempt, or 128 + the signal that stopped the launcher (130 for
+    /// SIGINT, 143 for SIGTERM; cancelling <paramref name="cancel"/> counts as SIGINT). Call it on a thread that lives until
+    /// it returns (the workers' parent-death signal follows that thread).
     /// </summary>
     public int Run(CancellationToken cancel = default)
     {
         var (file, args) = WorkerProcess.Resolve(spec.Command);
         var events = new BlockingCollection<Event>();
-        var workers = new List<WorkerProcess>();
         using var guardian = Guardian.Start();
         using var signals = new SignalForwarder(sig => events.Add(new Signalled(sig)));
         using var cancelled = cancel.Register(() => events.Add(new Signalled(WorkerProcess.SigInt)));
+        var attempt = spec;
         try
         {
-            for (var local = 0; local < spec.NprocPerNode; local++)
+            for (var restart = 0; ; restart++)
             {
-                var w = WorkerProcess.Start(spec, local, file, args, l => Write(stdout, l), l => Write(stderr, l));
+                var (code, failed) = RunOnce(attempt, restart, file, args, events, guardian);
+                if (!failed || restart >= spec.MaxRestarts) return code;
+                // torchrun: every worker of the group is stopped and started again; a single node takes a fresh rendezvous port.
+                if (spec.Nnodes == 1) attempt = attempt with { MasterPort = FreePort(spec.MasterAddr) ?? attempt.MasterPort };
+                Write(stderr, $"rlhf launch: restarting all {spec.NprocPerNode} workers (restart {restart + 1} of {spec.MaxRestarts}, {LaunchSpec.RestartCountVariable}={restart + 1}, port {attempt.MasterPort})");
+            }
+        }
+        finally
+        {
+            guardian?.Release();
+        }
+    }
+
+    /// <summary>A free TCP port on <paramref name="addr"/>'s interface (null when it cannot be bound here).</summary>
+    private static int? FreePort(string addr)
+    {
+        try
+        {
+            var host = addr.StartsWith('[') && addr.EndsWith(']') ? addr[1..^1] : addr;
+            var ip = System.Net.IPAddress.TryParse(host, out var a) ? a : System.Net.IPAddress.Loopback;
+            var l = new System.Net.Sockets.TcpListener(ip, 0);
+            l.Start();
+            var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+            l.Stop();
+            return port;
+        }
+        catch (System.Net.Sockets.SocketException) { return null; }
+    }
+
+    private (int Code, bool Failed) RunOnce(LaunchSpec attempt, int restart, string file, List<string> args, BlockingCollection<Event> events, Guardian? guardian)
+    {
+        var workers = new List<WorkerProcess>();
+        try
+        {
+            for (var local = 0; local < attempt.NprocPerNode; local++)
+            {
+                var w = WorkerProcess.Start(attempt, local, file, args, l => Write(stdout, l), l => Write(stderr, l), restart);
                 workers.Add(w);
                 guardian?.Watch(w);
                 var index = local;
-                _ = w.Process.WaitForExitAsync().ContinueWith(_ => events.Add(new Exited(index, w.Process.ExitCode)), TaskScheduler.Default);
+                _ = w.Process.WaitForExitAsync().ContinueWith(_ => events.Add(new Exited(restart, index, w.Process.ExitCode)), TaskScheduler.Default);
             }
-            return Supervise(workers, events);
+            return Supervise(workers, events, restart);
         }
         finally
         {
             foreach (var w in workers) w.Signal(WorkerProcess.SigKill); // the groups too: nothing a worker started survives it
             foreach (var w in workers) w.DrainOutput(TimeSpan.FromSeconds(2));
-            guardian?.Release();
             foreach (var w in workers) w.Dispose();
         }
     }
 
-    private int Supervise(List<WorkerProcess> workers, BlockingCollection<Event> events)
+    private (int Code, bool Failed) Supervise(List<WorkerProcess> workers, BlockingCollection<Event> events, int restart)
     {
         var running = Enumerable.Range(0, workers.Count).ToHashSet();
         (int Local, int Code)? firstFailure = null;
@@ -89,6 +129,8 @@ public sealed class Launcher
             }
             switch (e)
             {
+                case Exited x when x.Attempt != restart:
+                    break;                           // a worker of an earlier attempt (already counted there)
                 case Exited x:
                     running.Remove(x.Local);
                     if (x.Code != 0 && firstFailure is null && signal is null)
@@ -117,14 +159,14 @@ public sealed class Launcher
         if (firstFailure is { } f)
         {
             Write(stderr, $"rlhf launch: rank {workers[f.Local].Rank} failed first ({DescribeExit(f.Code)}){stopped}");
-            return f.Code;
+            return (f.Code, true);
         }
         if (signal is { } sig)
         {
             Write(stderr, $"rlhf launch: received {SignalName(sig)}, forwarded it to the workers{stopped}");
-            return 128 + sig;
+            return (128 + sig, false);
         }
-        return 0;
+        return (0, false);
     }
 
     /// <summary>"exit code 7", or "killed by SIGKILL" for 137 (the shell's 128 + signal convention, which .NET reports).</summary>

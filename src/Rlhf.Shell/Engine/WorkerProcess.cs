@@ -87,11 +87,11 @@ public sealed partial class WorkerProcess : IDisposable
         OperatingSystem.IsWindows() || (File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0;
 
     /// <summary>
-    /// Starts local worker <paramref name="localRank"/> of <paramref name="spec"/>, forwarding each line of its stdout
-    /// and stderr to <paramref name="stdoutLine"/> and <paramref name="stderrLine"/>. Call it on a thread that outlives
-    /// the worker: Linux sends the parent-death signal when the thread that started the child ends.
+    /// Starts local worker <paramref name="localRank"/> of <paramref name="spec"/> (attempt <paramref name="restart"/>), forwarding
+    /// each line of its stdout and stderr to <paramref name="stdoutLine"/> and <paramref name="stderrLine"/>. Call it on a
+    /// thread that outlives the worker: Linux sends the parent-death signal when the thread that started the child ends.
     /// </summary>
-    public static WorkerProcess Start(LaunchSpec spec, int localRank, string file, IReadOnlyList<string> args, Action<string> stdoutLine, Action<string> stderrLine)
+    public static WorkerProcess Start(LaunchSpec spec, int localRank, string file, IReadOnlyList<string> args, Action<string> stdoutLine, Action<string> stderrLine, int restart = 0)
     {
         var rank = spec.GlobalRank(localRank);
         var (launchFile, launchArgs, ownGroup) = Wrap(file, args);
@@ -100,7 +100,7 @@ public sealed partial class WorkerProcess : IDisposable
             RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
         };
         foreach (var a in launchArgs) psi.ArgumentList.Add(a);
-        foreach (var (k, v) in spec.WorkerEnvironment(localRank)) psi.Environment[k] = v;
+        foreach (var (k, v) in spec.WorkerEnvironment(localRank, restart)) psi.Environment[k] = v;
         var p = new Process { StartInfo = psi };
         try
         {

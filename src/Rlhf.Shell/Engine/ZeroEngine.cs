@@ -39,6 +39,7 @@ public sealed class ZeroEngine : IDisposable
     private readonly LrSchedule schedule;
     private readonly AdamW adamW;
     private LiveWeights? live;
+    private bool skipRequested;
 
     /// <summary>
     /// A trainable engine: lays out and allocates the buffers, initialises the weights on every rank from
@@ -150,7 +151,7 @@ public sealed class ZeroEngine : IDisposable
     public long GlobalSteps { get; private set; }
     /// <summary>Micro-steps taken (calls to <see cref="Step"/>).</summary>
     public long MicroSteps { get; private set; }
-    /// <summary>Steps skipped because the gradient norm was not finite.</summary>
+    /// <summary>Steps skipped because the gradient norm (or, through <see cref="SkipStep"/>, the loss) was not finite.</summary>
     public long SkippedSteps { get; private set; }
     /// <summary>Global gradient norm of the last optimizer step (before clipping).</summary>
     public double LastGradNorm { get; private set; }
@@ -203,9 +204,17 @@ public sealed class ZeroEngine : IDisposable
     // ------------------------------------------------------------------ step
 
     /// <summary>
+    /// Marks the optimizer step in progress as bad (a non-finite loss on this rank): at the next accumulation boundary every
+    /// rank skips it as it skips a non-finite gradient norm — weights and Adam moments untouched, gradients zeroed,
+    /// <see cref="SkippedSteps"/> counted (DeepSpeed's fp16 overflow skip; the ranks agree through the norm's all-reduce).
+    /// </summary>
+    public void SkipStep() => skipRequested = true;
+
+    /// <summary>
     /// Ends a micro-step. At the accumulation boundary: reduce, clip by the global norm over shards, AdamW on the owned
     /// masters, write back and make every rank's working parameters agree, zero the gradients, advance the schedule and
-    /// publish the new live-weights version.
+    /// publish the new live-weights version. A non-finite global norm (or a <see cref="SkipStep"/> on any rank) skips the
+    /// update instead.
     /// </summary>
     public void Step()
     {
@@ -219,7 +228,10 @@ public sealed class ZeroEngine : IDisposable
             var grads = optimizer.Cast(state.OwnedGradients());
             // Global norm over shards: each rank's squares in double, summed across ranks (stage 0 holds it all).
             var sq = Optim.SumOfSquares([grads]);
+            if (skipRequested) sq = double.NaN;                  // NaN survives the sum: every rank skips
             if (!state.OwnsEverything) sq = comm.Sum(sq);
+            else if (comm.Active && comm.Sum(skipRequested ? 1.0 : 0.0) > 0) sq = double.NaN;   // stage 0: every rank holds the whole norm; agree on a skip
+            skipRequested = false;
             var norm = Math.Sqrt(sq);
             LastGradNorm = norm;
             if (!double.IsFinite(norm)) SkippedSteps++;

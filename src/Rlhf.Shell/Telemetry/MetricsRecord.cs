@@ -28,6 +28,33 @@ public sealed class MetricsSinks(IReadOnlyList<IMetricsSink> sinks) : IMetricsSi
     /// <summary>The sinks.</summary>
     public IReadOnlyList<IMetricsSink> Sinks { get; } = sinks;
 
+    /// <summary>
+    /// For a resumed run: keeps only the records of steps up to <paramref name="step"/> in <paramref name="directory"/>'s
+    /// <c>metrics.jsonl</c> and <c>metrics.csv</c> (the CSV's header stays), so the steps a killed run logged after its last
+    /// checkpoint are logged once, by the resumed run, which then appends. Each file is rewritten through a temporary file
+    /// and a rename. TensorBoard event files are left as they are (TensorBoard shows the newest event of a step).
+    /// </summary>
+    public static void DropAfter(string directory, long step)
+    {
+        Keep(Path.Combine(directory, JsonlMetricsWriter.FileName), header: false, line =>
+            System.Text.RegularExpressions.Regex.Match(line, @"^\{""step"": (-?\d+)") is { Success: true } m && long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) <= step);
+        Keep(Path.Combine(directory, CsvMetricsWriter.FileName), header: true, line =>
+            long.TryParse(line.Split(',')[0], System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var s) && s <= step);
+    }
+
+    // Rewrites path with its complete lines that pass keep (the first line always, when header); a last line without its newline goes.
+    private static void Keep(string path, bool header, Func<string, bool> keep)
+    {
+        if (!File.Exists(path)) return;
+        var text = File.ReadAllText(path, System.Text.Encoding.UTF8);
+        var lines = text.Split('\n');
+        var complete = lines.Take(lines.Length - 1);     // the piece after the last newline is empty or a torn line
+        var kept = complete.Where((l, i) => (header && i == 0) || keep(l)).ToList();
+        var tmp = path + ".resume-tmp";
+        File.WriteAllText(tmp, string.Concat(kept.Select(l => l + "\n")), new System.Text.UTF8Encoding(false));
+        File.Move(tmp, path, overwrite: true);
+    }
+
     /// <inheritdoc />
     public void Write(MetricsRecord record) { foreach (var s in Sinks) s.Write(record); }
 

@@ -33,6 +33,12 @@ public sealed record OfflineResult(Algorithm Algorithm, long Steps, IReadOnlyLis
 /// the step's micro-batch statistics is logged under TRL's names; engine checkpoints every <c>save_steps</c> and at the
 /// end; the held-out split (<c>data.eval_fraction</c>) is evaluated before training and at the end (and every
 /// <c>eval_steps</c>); the trained model is written to <c>final/</c> as a Hugging Face directory.
+/// Runs survive: every checkpoint carries the loop's <see cref="TrainerState"/> (step, data cursor, seed, and a fingerprint of
+/// what must not change), so a run opened with resume continues from <c>latest</c> and ends bit-identical to one never
+/// interrupted (epoch orders are a pure function of seed and epoch); a non-finite loss or gradient norm skips the optimizer
+/// step (logged as <c>train/skipped_steps</c>) and <c>training.max_consecutive_skipped_steps</c> in a row stop the run
+/// after a checkpoint (<see cref="TrainingDivergedException"/>); <see cref="TrainingRun.Stopping"/> ends the run after the
+/// step in progress with a checkpoint (<see cref="TrainingStoppedException"/>).
 /// </summary>
 public static class OfflineStages
 {
@@ -202,7 +208,8 @@ public static class OfflineStages
         var gas = engine.GradientAccumulationSteps;
         var steps = Steps(train.Count, mb, gas, t.NumTrainEpochs, t.MaxSteps);
         var examplesPerStep = (long)mb * gas * engine.WorldSize;
-        var checkpoints = config.Checkpointing.Dir ?? run.CheckpointsDirectory;
+        var checkpoints = run.CheckpointsDirectory;
+        var fingerprint = Fingerprint(config, engine, layers, train);
         var final = new Dictionary<string, double>();
         void Log(long step, IReadOnlyDictionary<string, double> values)
         {
@@ -210,21 +217,52 @@ public static class OfflineStages
             foreach (var (k, v) in values) final[k] = v;
         }
 
-        var before = evaluate();
-        if (before.Count > 0) Log(0, before);
-        using var batches = EpochBatches.Endless(train, mb, config.Data.Shuffle, t.Seed).GetEnumerator();
-        for (var step = 1L; step <= steps; step++)
+        long done = 0, cursor = 0, consecutive = 0;
+        if (run.Resumed is { } resumed)
+        {
+            // Resume (HF Trainer's resume_from_checkpoint): the same config, then the engine's state and the loop's position.
+            var where = Path.Combine(checkpoints, run.ResumedTag!);
+            resumed.CheckMatches(fingerprint, where);
+            engine.LoadCheckpoint(checkpoints, run.ResumedTag);
+            if (engine.GlobalSteps != resumed.Step)
+                throw new CheckpointException(Path.Combine(where, TrainerState.FileName), $"records step {resumed.Step} but the engine's state is at step {engine.GlobalSteps}: the files come from different saves");
+            (done, cursor, consecutive) = (resumed.Step, resumed.DataCursor, resumed.ConsecutiveSkippedSteps);
+        }
+        else
+        {
+            var before = evaluate();
+            if (before.Count > 0) Log(0, before);
+        }
+
+        TrainerState State(long step) => new(AlgorithmYaml.ToYaml(t.Algorithm), step, step * examplesPerStep, cursor, t.Seed, consecutive,
+            fingerprint, new Dictionary<string, string>());
+        string Save(long step)
+        {
+            var tag = engine.SaveCheckpoint(checkpoints, clientState: dir => { if (engine.Rank == 0) State(step).WriteTo(dir); });
+            return Path.Combine(checkpoints, tag);
+        }
+
+        // The data order is a pure function of (seed, epoch): the stream restarts at the saved cursor.
+        using var batches = EpochBatches.Endless(train, mb, config.Data.Shuffle, t.Seed, skip: cursor).GetEnumerator();
+        for (var step = done + 1; step <= steps; step++)
         {
             var clock = Stopwatch.StartNew();
             var parts = new List<IReadOnlyDictionary<string, double>>(gas);
+            var skippedBefore = engine.SkippedSteps;
             for (var k = 0; k < gas; k++)
             {
                 batches.MoveNext();
-                parts.Add(micro(batches.Current, true));
+                cursor++;
+                var part = micro(batches.Current, true);
+                parts.Add(part);
+                // A non-finite loss skips the step even when its gradients happen to be finite (the engine skips a non-finite norm itself).
+                if (part.TryGetValue("loss", out var loss) && !double.IsFinite(loss)) engine.SkipStep();
                 engine.Step();
             }
             var seconds = clock.Elapsed.TotalSeconds;
-            if (step % Math.Max(1, t.LoggingSteps) == 0 || step == steps)
+            var skipped = engine.SkippedSteps > skippedBefore;
+            consecutive = skipped ? consecutive + 1 : 0;
+            if (step % Math.Max(1, t.LoggingSteps) == 0 || step == steps || skipped)
             {
                 var m = MeanOf(parts);
                 m["tokens_per_s"] = m["tokens"] * gas / Math.Max(seconds, 1e-9);
@@ -232,17 +270,61 @@ public static class OfflineStages
                 m["lr"] = engine.LastLearningRate;
                 m["grad_norm"] = engine.LastGradNorm;
                 m["epoch"] = (double)(step * examplesPerStep) / train.Count;
+                m["train/skipped_steps"] = engine.SkippedSteps;
                 if (t.EvalSteps is long es && es > 0 && step % es == 0 && step != steps) foreach (var (k, v) in evaluate()) m[k] = v;
                 Log(step, m);
             }
-            if (t.SaveSteps > 0 && step % t.SaveSteps == 0 && step != steps) engine.SaveCheckpoint(checkpoints);
+            if (t.MaxConsecutiveSkippedSteps > 0 && consecutive >= t.MaxConsecutiveSkippedSteps)
+            {
+                var at = Save(step);
+                var loss = parts.Select(p => p.GetValueOrDefault("loss", double.NaN)).Last();
+                throw new TrainingDivergedException(
+                    $"training stopped at step {step}: {consecutive} optimizer steps in a row (steps {step - consecutive + 1}–{step}) had a non-finite loss or gradient norm " +
+                    $"(last loss {MetricsFormat(loss)}, grad_norm {MetricsFormat(engine.LastGradNorm)}) and were skipped; training.max_consecutive_skipped_steps is {t.MaxConsecutiveSkippedSteps}. " +
+                    $"Checkpoint {at} holds the state before them (nothing was applied): lower the learning rate or check the data, then resume with --resume", at);
+            }
+            var saved = t.SaveSteps > 0 && step % t.SaveSteps == 0 && step != steps ? Save(step) : null;
+            if (run.Stopping.IsCancellationRequested && step != steps)
+                throw new TrainingStoppedException(step, saved ?? Save(step));
         }
         var after = evaluate();
         if (after.Count > 0) Log(steps, after);
-        engine.SaveCheckpoint(checkpoints);
+        Save(steps);
         engine.Save16BitModel(run.FinalDirectory, new HfModelWriter(layers.Config));
         CopyTokenizer(config, run.FinalDirectory, tokenizer);
         return new OfflineResult(t.Algorithm, steps, run.History.ToArray(), final, run.FinalDirectory);
+    }
+
+    private static string MetricsFormat(double v) => v.ToString("G6", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// What a resumed stage must find unchanged to continue exactly: the algorithm, the model's shape, the batch arithmetic,
+    /// the seed and order of the data, and the training split itself (its size and a SHA-256 of its examples).
+    /// </summary>
+    public static Dictionary<string, string> Fingerprint<T>(RlhfConfig config, ZeroEngine engine, TransformerLayers layers, IReadOnlyList<T> train)
+    {
+        var c = layers.Config;
+        var data = System.Security.Cryptography.SHA256.HashData(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(train));
+        return new Dictionary<string, string>
+        {
+            ["training.algorithm"] = AlgorithmYaml.ToYaml(config.Training.Algorithm),
+            ["training.seed"] = config.Training.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["model.model_type"] = c.ModelType,
+            ["model.head"] = c.Head.ToString(),
+            ["model.vocab_size"] = c.VocabSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["model.hidden_size"] = c.HiddenSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["model.intermediate_size"] = c.IntermediateSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["model.num_hidden_layers"] = c.NumHiddenLayers.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["model.num_attention_heads"] = c.NumAttentionHeads.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["model.num_key_value_heads"] = c.NumKeyValueHeads.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["model.tie_word_embeddings"] = c.TieWordEmbeddings ? "true" : "false",
+            ["engine.train_micro_batch_size_per_gpu"] = engine.MicroBatchPerGpu.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["engine.gradient_accumulation_steps"] = engine.GradientAccumulationSteps.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["engine.train_batch_size"] = engine.TrainBatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["data.shuffle"] = config.Data.Shuffle ? "true" : "false",
+            ["data.train_examples"] = train.Count.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["data.train_sha256"] = Convert.ToHexStringLower(data),
+        };
     }
 
     /// <summary>The mean over a split, in batches of <paramref name="batchSize"/> (the last may be smaller), weighted by batch size, under <c>eval/</c>; empty for an empty split.</summary>
