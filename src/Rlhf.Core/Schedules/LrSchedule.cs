@@ -142,3 +142,50 @@ public sealed record LRRangeTest(double MinLr, long StepSize, double StepRate, b
         return MinLr * (1 + StepRate * (Staircase ? Math.Floor(interval) : interval));
     }
 }
+
+/// <summary>The Hugging Face schedules a trainer's <c>lr_scheduler_type</c> names (transformers <c>SchedulerType</c>).</summary>
+public enum HfScheduleKind
+{
+    /// <summary><c>linear</c>: warm-up, then linear decay to 0 at the last step.</summary>
+    Linear,
+    /// <summary><c>cosine</c>: warm-up, then half a cosine down to 0.</summary>
+    Cosine,
+    /// <summary><c>constant</c>: the base rate throughout (no warm-up).</summary>
+    Constant,
+    /// <summary><c>constant_with_warmup</c>: warm-up, then the base rate.</summary>
+    ConstantWithWarmup,
+}
+
+/// <summary>
+/// A Hugging Face Trainer schedule (transformers <c>optimization.py</c>: <c>get_linear_schedule_with_warmup</c>,
+/// <c>get_cosine_schedule_with_warmup</c> with <c>num_cycles</c> 0.5, <c>get_constant_schedule[_with_warmup]</c>), given
+/// to the engine as DeepSpeed's client <c>lr_scheduler</c> when its config has no <c>scheduler</c> (what HF Trainer does):
+/// a <c>LambdaLR</c> stepped after each optimizer step, so optimizer step k (from 0) runs at <c>lr · f(k)</c> with
+/// <c>f(k) = k / max(1, warmup)</c> during warm-up and, after it, <c>progress = (k − warmup) / max(1, total − warmup)</c>:
+/// linear <c>max(0, (total − k) / max(1, total − warmup))</c>, cosine <c>max(0, ½(1 + cos(π · progress)))</c>, constant 1.
+/// </summary>
+/// <param name="Kind">The schedule.</param>
+/// <param name="Lr">The base rate.</param>
+/// <param name="WarmupSteps">Warm-up optimizer steps (<c>warmup_steps</c>, or <c>ceil(warmup_ratio · total)</c>).</param>
+/// <param name="TotalSteps">All optimizer steps of the run.</param>
+public sealed record HfSchedule(HfScheduleKind Kind, double Lr, long WarmupSteps, long TotalSteps) : LrSchedule
+{
+    /// <summary>The multiplier at optimizer step <paramref name="k"/> (from 0).</summary>
+    public double Factor(long k)
+    {
+        if (Kind == HfScheduleKind.Constant) return 1.0;
+        if (k < WarmupSteps) return (double)k / Math.Max(1L, WarmupSteps);
+        return Kind switch
+        {
+            HfScheduleKind.Linear => Math.Max(0.0, (double)(TotalSteps - k) / Math.Max(1L, TotalSteps - WarmupSteps)),
+            HfScheduleKind.Cosine => Math.Max(0.0, 0.5 * (1.0 + Math.Cos(Math.PI * ((double)(k - WarmupSteps) / Math.Max(1L, TotalSteps - WarmupSteps))))),
+            _ => 1.0,
+        };
+    }
+
+    /// <inheritdoc />
+    protected override double Initial => Lr * Factor(0);
+
+    /// <inheritdoc />
+    public override double AtIteration(long iteration) => Lr * Factor(iteration + 1);
+}

@@ -36,7 +36,7 @@ public sealed class ZeroEngine : IDisposable
     private readonly AdamWState? optimizer;
     private readonly LayerRunner runner;
     private readonly Communicator comm;
-    private readonly LrSchedule schedule;
+    private LrSchedule schedule;
     private readonly AdamW adamW;
     private LiveWeights? live;
     private bool skipRequested;
@@ -200,6 +200,19 @@ public sealed class ZeroEngine : IDisposable
 
     /// <summary>After the caller's backward reached this engine's outputs: the layer-wise backward (recompute, accumulate, reduce).</summary>
     public void GradientEpilogue() => runner.Backward();
+
+    /// <summary>
+    /// DeepSpeed's client <c>lr_scheduler</c> (what HF Trainer passes to <c>deepspeed.initialize</c> when the config has no
+    /// <c>scheduler</c>): replaces the constant rate before the first step. Refused when the config names a scheduler or the
+    /// engine has stepped.
+    /// </summary>
+    public void UseClientScheduler(LrSchedule clientSchedule)
+    {
+        if (!Trainable) throw new InvalidOperationException("a frozen engine has no optimizer to schedule");
+        if (Settings.Scheduler is not null) throw new InvalidOperationException("engine.scheduler is set: the config's scheduler and a client scheduler cannot both drive the rate");
+        if (GlobalSteps != 0) throw new InvalidOperationException($"the engine has taken {GlobalSteps} steps: set the client scheduler before the first");
+        schedule = clientSchedule;
+    }
 
     // ------------------------------------------------------------------ step
 

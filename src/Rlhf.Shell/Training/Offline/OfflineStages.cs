@@ -207,6 +207,7 @@ public static class OfflineStages
         var mb = engine.MicroBatchPerGpu;
         var gas = engine.GradientAccumulationSteps;
         var steps = Steps(train.Count, mb, gas, t.NumTrainEpochs, t.MaxSteps);
+        TrainingSchedule.Apply(engine, t, steps);                                      // lr_scheduler_type over the stage's optimizer steps
         var examplesPerStep = (long)mb * gas * engine.WorldSize;
         var checkpoints = run.CheckpointsDirectory;
         var fingerprint = Fingerprint(config, engine, layers, train);

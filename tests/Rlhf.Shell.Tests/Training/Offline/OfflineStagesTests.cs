@@ -44,11 +44,28 @@ public class OfflineStagesTests
         Assert.True(r.Final["eval/loss"] < lossBefore - 1.0, $"held-out completion loss {lossBefore} → {r.Final["eval/loss"]}");
         Assert.True(r.Final["eval/gold_reward"] > goldBefore + 0.15, $"greedy gold reward {goldBefore} → {r.Final["eval/gold_reward"]}");
         foreach (var key in new[] { "loss", "lr", "logps/mean", "tokens_per_s", "grad_norm" }) Assert.True(r.Final.ContainsKey(key), key);
-        Assert.Equal(1e-3, r.Final["lr"], 12);
+        // HF's default schedule, linear decay to 0 over the 80 steps: step 80 (k = 79) ran at 1e-3 · 1/80.
+        Assert.Equal(1e-3 / 80, r.Final["lr"], 12);
         // final/ is a language model that loads back; the engine checkpoint is there with its `latest`.
         using var w = HfModelDirectory.Load(r.FinalDirectory);
         Assert.Equal(ModelHead.LanguageModel, w.Config.Head);
         Assert.True(File.Exists(Path.Combine(dir, "checkpoints", "latest")));
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void Sft_follows_training_lr_scheduler_type_with_warmup_step_by_step()
+    {
+        var dir = TestPaths.TempDir();
+        var r = Run("sft.yaml", dir, "training.max_steps=6", "training.logging_steps=1", "training.lr_scheduler_type=cosine", "training.warmup_steps=2",
+            "data.task=copy", "data.num_examples=200");
+        // transformers get_cosine_schedule_with_warmup (num_cycles 0.5), optimizer step k from 0 = logged step k + 1.
+        for (long step = 1; step <= 6; step++)
+        {
+            var k = step - 1;
+            var f = k < 2 ? k / 2.0 : 0.5 * (1 + Math.Cos(Math.PI * (k - 2) / 4.0));
+            Assert.Equal(1e-3 * f, At(r, step, "lr"), 12);
+        }
         Directory.Delete(dir, true);
     }
 
