@@ -15,12 +15,15 @@ namespace Rlhf.Shell.Training.Online;
 using Torch = Rlhf.Torch.Torch;
 
 /// <summary>
-/// The synchronous online loop every online algorithm shares (TRL v0.11 PPOv2/RLOO/OnlineDPO trainers' step, one process):
+/// The online loop every online algorithm shares (TRL v0.11 PPOv2/RLOO/OnlineDPO trainers' step, one process):
 /// prompts → the paged generator reading the policy's live weights (n samples per prompt at the algorithm's temperature) →
 /// the reward source (with the algorithm's missing-stop penalty) → a <see cref="RolloutBatch"/> (prompts left-padded,
 /// responses right-padded; rollout and reference logprobs recomputed by the trainer and the frozen reference, as TRL does) →
 /// <see cref="IObjective.Prepare"/> → epochs × mini-batches × micro-batches of policy forward, <see cref="Objective.Loss"/>,
-/// engine backward and step → metrics. The loop holds no loss math: the objective does.
+/// engine backward and step → metrics. The loop holds no loss math: the objective does. With <c>training.async</c> the generator
+/// runs on its own thread <c>max_staleness</c> steps ahead (async_rlhf, Noukhovitch et al. 2024), sampling step s with the
+/// weights published after step s − 1 − max_staleness (snapshot live weights, one copy per step); staleness 0 is the synchronous
+/// loop on two threads, bit for bit.
 /// </summary>
 public static class OnlineTrainer
 {
@@ -58,26 +61,32 @@ public static class OnlineTrainer
     };
 
     /// <summary>
-    /// Checks what this loop does not do yet, before any model loads: PPO's critic, learned reward models, off-policy
-    /// corrections (the synchronous loop trains on its own fresh rollouts) and more than one rank.
+    /// Checks what this loop does not do yet, before any model loads: PPO's critic, learned reward models and more than one rank.
+    /// Off-policy corrections weight by the trainer's start-of-step logprobs over the generator's (π_prox/μ), in either mode.
     /// </summary>
     public static void CheckSupported(RlhfConfig c)
     {
         if (c.Training.Algorithm == Algorithm.Ppo)
             throw new NotSupportedException("ppo: the critic (value model with GAE) is not built into the online loop yet; use rloo, grpo, reinforce_pp, online_dpo or bok");
-        if (Objectives.Correction(c) is not null)
-            throw new NotSupportedException($"{AlgorithmYaml.ToYaml(c.Training.Algorithm)}.importance_sampling: the synchronous loop trains on its own fresh rollouts and has no generator/trainer mismatch to correct; turn it off");
         if ((c.Distributed.WorldSize ?? 1) != 1)
             throw new NotSupportedException($"distributed.world_size: the online loop runs one rank for now; got {c.Distributed.WorldSize}");
-        if (c.Training.Async)
-            throw new NotSupportedException("training.async: the asynchronous loop is not built yet; set training.async=false");
     }
 
     /// <summary>
     /// Trains the configured online algorithm, writing metrics, checkpoints and <c>final/</c> into <paramref name="run"/>;
-    /// returns 0. <paramref name="registry"/> resolves <c>reward.function</c> names (default: the built-in task rewards).
+    /// returns 0. <paramref name="registry"/> resolves <c>reward.function</c> names (default: the built-in task rewards). With
+    /// <paramref name="resume"/> it continues from <c>checkpoints/latest</c> of the run directory (engine state and
+    /// <see cref="OnlineState"/>) and ends bit-identical to the run that was not interrupted. Between steps it checks
+    /// <see cref="TrainingRun.Stopping"/>: when set it writes a checkpoint and throws <see cref="OperationCanceledException"/>.
     /// </summary>
-    public static int Run(RlhfConfig config, TrainingRun run, RewardRegistry? registry = null)
+    public static int Run(RlhfConfig config, TrainingRun run, RewardRegistry? registry = null, bool resume = false) =>
+        Run(config, run, registry, resume, ahead: null);
+
+    /// <summary>
+    /// <see cref="Run(RlhfConfig, TrainingRun, RewardRegistry?, bool)"/> with the generator running <paramref name="ahead"/> steps
+    /// ahead instead of <c>max_staleness</c> (tests: ahead beyond max_staleness makes stale rollouts to drop).
+    /// </summary>
+    internal static int Run(RlhfConfig config, TrainingRun run, RewardRegistry? registry, bool resume, long? ahead)
     {
         CheckSupported(config);
         var plan = OnlinePlan.From(config);
@@ -89,6 +98,7 @@ public static class OnlineTrainer
         var examples = prompts.Select(encoder.Encode).ToArray();
         var reward = RewardSource(config, registry ?? DefaultRegistry());
         var objective = Objectives.For(config);
+        var correction = Objectives.Correction(config);
         var sampling = SamplingParams.From(config.Generation);
         var eos = tokenizer.EosId!.Value;
         var pad = tokenizer.PadId ?? eos;
@@ -96,28 +106,94 @@ public static class OnlineTrainer
         var temperature = sampling.Temperature;
         var device = PolicyModels.Device(config.Training.Device);
         var klCoef = KlCoefficient(config);
+        var isAsync = config.Training.Async;
+        var maxStaleness = config.Training.MaxStaleness;
+        var lead = isAsync ? ahead ?? maxStaleness : 0;
+        if (lead < 0) throw new ArgumentOutOfRangeException(nameof(ahead), lead, "the generator cannot run behind the trainer");
 
         var layers = PolicyModels.Layers(config.Model);
         var engineSeed = (ulong)(config.Model.InitSeed ?? seed);
         using var engine = new ZeroEngine(layers, config.Engine, null, engineSeed, gradientCheckpointing: false, device);
-        // Synchronous: generation ends before any update, so the generator reads the engine's own storage.
-        engine.EnableLiveWeights(LiveWeightsMode.Shared);
+        // Synchronous: generation ends before any update, so the generator reads the engine's own storage. Asynchronous: the
+        // generator holds up to `lead` versions while the trainer writes the next, so one snapshot buffer more than that plus one.
+        if (isAsync) engine.EnableLiveWeights(LiveWeightsMode.Snapshot, snapshots: checked((int)lead + 2), publishOnStep: false);
+        else engine.EnableLiveWeights(LiveWeightsMode.Shared);
         ZeroEngine reference;
         using (var initial = layers.GatherWeights(engine))
             reference = ZeroEngine.Frozen(new TransformerLayers(initial), config.Engine, null, engineSeed, device);
         using var _reference = reference;
-        var order = new Random(checked((int)(seed & 0x7fffffff)));
-        using var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed, order);
-        long episode = 0;
-        for (long step = 1; step <= plan.Steps; step++)
+
+        long start = 0, episode = 0, dropped = 0;
+        OnlineState? restored = null;
+        string? restoredPath = null;
+        if (resume)
         {
+            var dir = run.CheckpointsDirectory;
+            var tag = Checkpoint.ReadLatest(dir);
+            engine.LoadCheckpoint(dir, tag);
+            restoredPath = Path.Combine(dir, tag, OnlineState.FileName);
+            var bytes = Checkpoint.ReadClientFile(dir, tag, OnlineState.FileName)
+                ?? throw new CheckpointException(restoredPath, "missing: the checkpoint was not written by the online loop, which cannot resume without it");
+            restored = OnlineState.Parse(bytes, restoredPath, isAsync, lead, plan.Steps);
+            if (engine.GlobalSteps != restored.Step * plan.OptimizerStepsPerStep)
+                throw new CheckpointException(restoredPath, $"Step {restored.Step}: the engine state holds {engine.GlobalSteps} optimizer steps, expected {restored.Step} × {plan.OptimizerStepsPerStep}");
+            (start, episode, dropped) = (restored.Step, restored.Episode, restored.DroppedStale);
+        }
+
+        var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed);
+        using var worker = isAsync ? new RolloutWorker(producer, layers) : null;
+        using var syncProducer = isAsync ? null : producer;
+        if (worker is not null)
+        {
+            // async_rlhf's pipeline: steps start+1 … start+lead were generated before the interruption (or, at a fresh start, come
+            // from the initial weights); step start+1+lead is sampled with the weights the trainer holds now.
+            for (var s = start + 1; s <= Math.Min(plan.Steps, start + lead); s++)
+            {
+                if (restored is not null) worker.Restore(restored.Queued[s - start - 1].ToGenerated(producer.Prompts(s), restoredPath!));
+                else worker.Submit(s, producer.Prompts(s), engine.AcquireWeights());
+            }
+            if (start + 1 + lead <= plan.Steps) worker.Submit(start + 1 + lead, producer.Prompts(start + 1 + lead), engine.AcquireWeights());
+        }
+
+        var step = start;
+        void Save() => engine.SaveCheckpoint(run.CheckpointsDirectory, null, dir =>
+        {
+            var queued = worker is null ? [] : Enumerable.Range(0, (int)Math.Max(0, Math.Min(plan.Steps, step + lead) - step))
+                .Select(i => QueuedRollouts.From(worker.Peek(step + 1 + i))).ToArray();
+            var state = new OnlineState(step, episode, producer.CursorBefore(step + 1), dropped, isAsync, lead, queued);
+            File.WriteAllBytes(Path.Combine(dir, OnlineState.FileName), state.ToJson());
+        });
+
+        var generatorIdle = 0.0;
+        while (step < plan.Steps)
+        {
+            step++;
             using var scope = Torch.NewScope();
             var total = Stopwatch.StartNew();
-            // --- generate
+            // --- generate (synchronous) or take what the worker generated (asynchronous)
             GeneratedStep generated;
-            using (var lease = engine.AcquireWeights())
-                generated = producer.Generate(step, producer.NextPrompts(), lease, layers);
+            double waitSeconds;
+            if (worker is null)
+            {
+                using (var lease = engine.AcquireWeights())
+                    generated = producer.Generate(step, producer.Prompts(step), lease, layers);
+                waitSeconds = generated.GenerateSeconds;
+            }
+            else
+            {
+                var wait = Stopwatch.StartNew();
+                generated = worker.Take(step);
+                if (Staleness(engine.GlobalSteps, generated.Version, plan) > maxStaleness)
+                {
+                    // Never train on data older than max_staleness versions: drop it, count it, and sample the step again now.
+                    dropped += generated.Rows.Length;
+                    worker.Submit(step, generated.Prompts, engine.AcquireWeights());
+                    generated = worker.Take(step);
+                }
+                waitSeconds = wait.Elapsed.TotalSeconds;
+            }
             var rows = generated.Rows;
+            var staleness = Staleness(engine.GlobalSteps, generated.Version, plan);
 
             // --- score
             var clock = Stopwatch.StartNew();
@@ -125,48 +201,90 @@ public static class OnlineTrainer
             var scores = reward.Score(samples).Float().To(device);
             var scoreSeconds = clock.Elapsed.TotalSeconds;
 
-            // --- rollout batch: trainer and reference logprobs at the sampling temperature (TRL recomputes both)
+            // --- rollout batch: trainer and reference logprobs at the sampling temperature (TRL recomputes both); with an
+            // off-policy correction the batch's logprobs are the generator's (μ) and the trainer's are the proximal π_prox.
             clock.Restart();
             var promptIds = Rollouts.LeftPadded(rows.Select(r => r.Prompt.PromptIds).ToArray(), pad).To(device);
             var responseIds = Rollouts.RightPadded(rows.Select(r => r.Completion).ToArray(), sampling.MaxTokens, pad).To(device);
             RolloutBatch batch;
+            Rlhf.Core.Losses.TensorStats agreement;
             using (Torch.NoGrad())
             {
                 var responses = Masking.Truncate(responseIds, eos, pad);
                 var logprobs = Rollouts.ResponseLogprobs(engine, promptIds, responses, pad, temperature);
                 var refLogprobs = Rollouts.ResponseLogprobs(reference, promptIds, responses, pad, temperature);
-                batch = RolloutBatch.Create(promptIds, responseIds, logprobs, refLogprobs, null, scores,
-                    rows.Select(r => r.Group).ToArray(), Enumerable.Repeat(generated.Version, rows.Length).ToArray(), eos, pad);
+                var generatorLogprobs = Rollouts.GeneratorLogprobs(rows, sampling.MaxTokens).To(logprobs.Dtype).To(device);
+                var versions = Enumerable.Repeat(generated.Version, rows.Length).ToArray();
+                batch = RolloutBatch.Create(promptIds, responseIds, correction is null ? logprobs : generatorLogprobs, refLogprobs, null, scores,
+                    rows.Select(r => r.Group).ToArray(), versions, eos, pad);
+                if (correction is not null) batch = batch.WithProximal(logprobs);
+                agreement = Rollouts.Agreement(logprobs, generatorLogprobs, batch.ResponseMask());
             }
             var prepared = objective.Prepare(batch);
             var referenceSeconds = clock.Elapsed.TotalSeconds;
 
             // --- train
             clock.Restart();
-            var microStats = PolicyUpdate.Train(engine, objective, prepared, plan, pad, temperature, order);
+            var microStats = PolicyUpdate.Train(engine, objective, prepared, plan, pad, temperature, seed, step, correction);
             var trainSeconds = clock.Elapsed.TotalSeconds;
             episode += plan.RolloutsPerStep;
 
+            // --- publish the new version and hand the generator its next step (asynchronous)
+            var syncSeconds = 0.0;
+            if (worker is not null)
+            {
+                clock.Restart();
+                if (!engine.PublishWeights()) throw new InvalidOperationException($"no free live-weights buffer to publish step {step}'s weights");
+                syncSeconds = clock.Elapsed.TotalSeconds;
+                if (step + 1 + lead <= plan.Steps) worker.Submit(step + 1 + lead, producer.Prompts(step + 1 + lead), engine.AcquireWeights());
+            }
+            var wall = Math.Max(1e-9, total.Elapsed.TotalSeconds);
+            var idleNow = worker?.IdleSeconds ?? 0.0;
+            var generatorIdleStep = worker is null ? 1.0 - generated.GenerateSeconds / wall : (idleNow - generatorIdle) / wall;
+            generatorIdle = idleNow;
+
             if (step % Math.Max(1, config.Training.LoggingSteps) == 0 || step == plan.Steps)
             {
-                var all = Rlhf.Core.Losses.TensorStats.Mean(microStats).AddRange(Rollouts.RolloutStats(batch, klCoef));
+                var all = agreement.AddRange(Rlhf.Core.Losses.TensorStats.Mean(microStats)).AddRange(Rollouts.RolloutStats(batch, klCoef));
                 var metrics = new Dictionary<string, double>(all.ToMetrics());   // the step's one host sync
                 var tokens = rows.Sum(r => (long)r.Completion.Length);
                 metrics["timing/generate_s"] = generated.GenerateSeconds;
                 metrics["timing/score_s"] = scoreSeconds;
                 metrics["timing/reference_s"] = referenceSeconds;
                 metrics["timing/train_s"] = trainSeconds;
-                metrics["tokens_per_s"] = tokens / Math.Max(1e-9, total.Elapsed.TotalSeconds);
-                metrics["episodes_per_s"] = plan.RolloutsPerStep / Math.Max(1e-9, total.Elapsed.TotalSeconds);
+                metrics["timing/trainer_idle_ratio"] = Math.Clamp(waitSeconds / wall, 0, 1);
+                metrics["timing/generator_idle_ratio"] = Math.Clamp(generatorIdleStep, 0, 1);
+                metrics["tokens_per_s"] = tokens / wall;
+                metrics["episodes_per_s"] = plan.RolloutsPerStep / wall;
                 metrics["lr"] = engine.LastLearningRate;
                 metrics["policy/version"] = engine.GlobalSteps;
+                if (worker is not null)
+                {
+                    metrics["timing/weight_sync_s"] = syncSeconds;
+                    metrics["async/staleness_mean"] = staleness;
+                    metrics["async/staleness_max"] = staleness;
+                    metrics["async/dropped_stale"] = dropped;
+                }
                 run.Log(step, episode, metrics);
             }
+            var saved = false;
             if (config.Training.SaveSteps > 0 && step % config.Training.SaveSteps == 0 && step != plan.Steps)
-                engine.SaveCheckpoint(run.CheckpointsDirectory);
+            {
+                Save();
+                saved = true;
+            }
+            if (run.Stopping.IsCancellationRequested && step != plan.Steps)
+            {
+                if (!saved) Save();
+                throw new OperationCanceledException($"stopped after step {step} of {plan.Steps}; checkpoint written to {run.CheckpointsDirectory}", run.Stopping);
+            }
         }
-        engine.SaveCheckpoint(run.CheckpointsDirectory);
+        Save();
         using (var final = layers.GatherWeights(engine)) HfModelDirectory.Save(run.FinalDirectory, final);
         return 0;
     }
+
+    /// <summary>How many steps behind the trainer's <paramref name="current"/> version a rollout of <paramref name="version"/> is (rounded up).</summary>
+    public static long Staleness(long current, long version, OnlinePlan plan) =>
+        (Math.Max(0, current - version) + plan.OptimizerStepsPerStep - 1) / plan.OptimizerStepsPerStep;
 }

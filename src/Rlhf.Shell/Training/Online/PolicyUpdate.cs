@@ -11,12 +11,15 @@ using Torch = Rlhf.Torch.Torch;
 /// The training side of one online step (TRL v0.11's PPOv2/RLOO inner loops): <c>num_ppo_epochs</c> passes over the prepared
 /// rollouts, each cut into <c>num_mini_batches</c> × gradient-accumulation micro-batches of whole prompt groups; per micro-batch
 /// the policy's logprobs, <see cref="Objective.Loss"/>, engine backward and step (the engine steps the optimizer at each
-/// accumulation boundary). Holds no loss math.
+/// accumulation boundary). Holds no loss math. The group order of each epoch is <see cref="OnlineRng"/>'s, keyed by (seed, step,
+/// epoch). With an off-policy correction the rollouts carry the trainer's start-of-step logprobs
+/// (<see cref="RolloutBatch.ProximalLogprobs"/>) beside the generator's.
 /// </summary>
 public static class PolicyUpdate
 {
     /// <summary>Trains <paramref name="engine"/> on <paramref name="prepared"/>; returns the micro-batches' stats (mean them for the step).</summary>
-    public static List<TensorStats> Train(ZeroEngine engine, IObjective objective, ObjectiveBatch prepared, OnlinePlan plan, long pad, double temperature, Random order)
+    public static List<TensorStats> Train(ZeroEngine engine, IObjective objective, ObjectiveBatch prepared, OnlinePlan plan, long pad, double temperature,
+        long seed, long step, ImportanceCorrection? correction = null)
     {
         var microStats = new List<TensorStats>();
         var groups = Groups.Members(prepared.Rollouts.GroupIds);
@@ -26,14 +29,14 @@ public static class PolicyUpdate
             throw new InvalidOperationException($"{groups.Length} prompt groups after {objective.GetType().Name}.Prepare do not fill {micros} micro-batches");
         for (var epoch = 0; epoch < plan.Epochs; epoch++)
         {
-            var shuffled = groups.OrderBy(_ => order.Next()).ToArray();
+            var shuffled = OnlineRng.Permutation(groups.Length, seed, OnlineRng.Stream.MiniBatches, step, epoch).Select(g => groups[g]).ToArray();
             for (var m = 0; m < micros; m++)
             {
                 using var micro = Torch.NewScope();
                 var idx = shuffled.Skip(m * perMicro).Take(perMicro).SelectMany(g => g).Select(r => (long)r).ToArray();
                 var part = prepared.Rows(idx);
                 var lp = Rollouts.ResponseLogprobs(engine, part.Rollouts.PromptIds, part.Rollouts.Responses, pad, temperature);
-                var (loss, stats) = Objective.Loss(objective, part, lp);
+                var (loss, stats) = Objective.Loss(objective, part, lp, proximalLogprobs: correction is null ? null : part.Rollouts.ProximalLogprobs, correction: correction);
                 engine.Backward(loss);
                 engine.Step();
                 microStats.Add(stats.MoveToOuter());

@@ -10,24 +10,38 @@ namespace Rlhf.Shell.Training.Online;
 public sealed record GeneratedStep(long Step, PromptExample[] Prompts, RolloutRow[] Rows, long Version, double GenerateSeconds);
 
 /// <summary>
-/// The generation side of the online loop: draws each step's prompts (epochs of shuffled training prompts) and samples n
-/// completions per prompt with the paged generator reading the policy's live weights (a version swap per step, no copy in
-/// shared mode). The generator is created on the first step from the first version's view and reused after.
+/// The generation side of the online loop: each step's prompts (epochs of shuffled training prompts, a pure function of the
+/// step: <see cref="OnlineRng"/>) and n completions per prompt from the paged generator reading the policy's live weights (a
+/// version swap per step, no copy in shared mode). The generator is created on the first step from the first version's view and
+/// reused after; in the asynchronous loop it lives on the worker thread.
 /// </summary>
 public sealed class RolloutProducer(
-    PromptExample[] examples, GenerationSettings generation, SamplingParams sampling, OnlinePlan plan, long seed, Random order) : IDisposable
+    PromptExample[] examples, GenerationSettings generation, SamplingParams sampling, OnlinePlan plan, long seed) : IDisposable
 {
-    private readonly Queue<int> queue = new();
     private PagedGenerator? generator;
+    private long cachedEpoch = -1;
+    private int[] cachedOrder = [];
 
-    /// <summary>The next <see cref="OnlinePlan.PromptsPerRank"/> prompts (a fresh shuffle of all training prompts whenever the last is used up).</summary>
-    public PromptExample[] NextPrompts()
+    /// <summary>Prompts drawn before step <paramref name="step"/> (the data cursor at its start).</summary>
+    public long CursorBefore(long step) => (step - 1) * plan.PromptsPerRank;
+
+    /// <summary>
+    /// Step <paramref name="step"/>'s <see cref="OnlinePlan.PromptsPerRank"/> prompts: positions <see cref="CursorBefore"/> onward of
+    /// the endless sequence of data epochs, each a fresh shuffle of all training prompts.
+    /// </summary>
+    public PromptExample[] Prompts(long step)
     {
         var batch = new PromptExample[plan.PromptsPerRank];
-        for (var i = 0; i < batch.Length; i++)
+        var cursor = CursorBefore(step);
+        for (var i = 0; i < batch.Length; i++, cursor++)
         {
-            if (queue.Count == 0) foreach (var j in Enumerable.Range(0, examples.Length).OrderBy(_ => order.Next())) queue.Enqueue(j);
-            batch[i] = examples[queue.Dequeue()];
+            var epoch = cursor / examples.Length;
+            if (epoch != cachedEpoch)
+            {
+                cachedOrder = OnlineRng.Permutation(examples.Length, seed, OnlineRng.Stream.PromptOrder, epoch);
+                cachedEpoch = epoch;
+            }
+            batch[i] = examples[cachedOrder[cursor % examples.Length]];
         }
         return batch;
     }
