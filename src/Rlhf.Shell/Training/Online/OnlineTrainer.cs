@@ -141,7 +141,10 @@ public static class OnlineTrainer
         }
 
         var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed);
-        using var worker = isAsync ? new RolloutWorker(producer, layers) : null;
+        var (generatorThreads, trainerThreads) = ThreadSplit(config.Training, Environment.ProcessorCount);
+        var threadsBefore = Torch.NumThreads;
+        using var restoreThreads = isAsync ? new Restore(() => Torch.NumThreads = threadsBefore) : null;
+        using var worker = isAsync ? new RolloutWorker(producer, layers, generatorThreads) : null;
         using var syncProducer = isAsync ? null : producer;
         if (worker is not null)
         {
@@ -168,6 +171,7 @@ public static class OnlineTrainer
         while (step < plan.Steps)
         {
             step++;
+            if (isAsync) Torch.NumThreads = trainerThreads;
             using var scope = Torch.NewScope();
             var total = Stopwatch.StartNew();
             // --- generate (synchronous) or take what the worker generated (asynchronous)
@@ -282,6 +286,22 @@ public static class OnlineTrainer
         Save();
         using (var final = layers.GatherWeights(engine)) HfModelDirectory.Save(run.FinalDirectory, final);
         return 0;
+    }
+
+    /// <summary>
+    /// The asynchronous loop's intra-op threads (generator, trainer): <c>training.generator_threads</c> and
+    /// <c>training.trainer_threads</c>, unset ones splitting <paramref name="cores"/> (generator half, trainer the rest, each ≥ 1).
+    /// </summary>
+    public static (int Generator, int Trainer) ThreadSplit(TrainingSettings t, int cores)
+    {
+        var generator = t.GeneratorThreads is long g ? checked((int)g) : Math.Max(1, cores / 2);
+        var trainer = t.TrainerThreads is long tr ? checked((int)tr) : Math.Max(1, cores - generator);
+        return (generator, trainer);
+    }
+
+    private sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
     }
 
     /// <summary>How many steps behind the trainer's <paramref name="current"/> version a rollout of <paramref name="version"/> is (rounded up).</summary>

@@ -22,15 +22,21 @@ public sealed class RolloutWorker : IDisposable
     private readonly object gate = new();
     private readonly Thread thread;
     private readonly HashSet<long> busy = new();
+    private readonly int threads;
     private bool stopping;
     private Exception? fault;
     private long idleTicks;
 
-    /// <summary>Starts the worker thread over <paramref name="producer"/> (owned: disposed on the worker thread).</summary>
-    public RolloutWorker(RolloutProducer producer, TransformerLayers layers)
+    /// <summary>
+    /// Starts the worker thread over <paramref name="producer"/> (owned: disposed on the worker thread), generating with
+    /// <paramref name="threads"/> intra-op threads (libtorch's OpenMP backend keeps the count per calling thread).
+    /// </summary>
+    public RolloutWorker(RolloutProducer producer, TransformerLayers layers, int threads)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         this.producer = producer;
         this.layers = layers;
+        this.threads = threads;
         thread = new Thread(Loop) { IsBackground = true, Name = "rlhf-generator" };
         thread.Start();
     }
@@ -109,6 +115,8 @@ public sealed class RolloutWorker : IDisposable
                 GeneratedStep generated;
                 try
                 {
+                    // Per job: libtorch initialises a thread's OpenMP count lazily from the last global setting on its first parallel op.
+                    Rlhf.Torch.Torch.NumThreads = threads;
                     using var scope = Rlhf.Torch.Torch.NewScope();
                     generated = producer.Generate(job.Step, job.Prompts, job.Lease, layers);
                 }
