@@ -143,7 +143,9 @@ public static class OnlineTrainer
         var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed);
         var (generatorThreads, trainerThreads) = ThreadSplit(config.Training, Environment.ProcessorCount);
         var threadsBefore = Torch.NumThreads;
-        using var restoreThreads = isAsync ? new Restore(() => Torch.NumThreads = threadsBefore) : null;
+        // Synchronous runs keep libtorch's count unless training.trainer_threads is set.
+        int? stepThreads = isAsync ? trainerThreads : config.Training.TrainerThreads is long st ? checked((int)st) : null;
+        using var restoreThreads = stepThreads is null ? null : new Restore(() => Torch.NumThreads = threadsBefore);
         using var worker = isAsync ? new RolloutWorker(producer, layers, generatorThreads) : null;
         using var syncProducer = isAsync ? null : producer;
         if (worker is not null)
@@ -171,7 +173,7 @@ public static class OnlineTrainer
         while (step < plan.Steps)
         {
             step++;
-            if (isAsync) Torch.NumThreads = trainerThreads;
+            if (stepThreads is int n) Torch.NumThreads = n;
             using var scope = Torch.NewScope();
             var total = Stopwatch.StartNew();
             // --- generate (synchronous) or take what the worker generated (asynchronous)
