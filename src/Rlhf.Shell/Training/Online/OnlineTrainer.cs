@@ -146,7 +146,8 @@ public static class OnlineTrainer
         // Synchronous runs keep libtorch's count unless training.trainer_threads is set.
         int? stepThreads = isAsync ? trainerThreads : config.Training.TrainerThreads is long st ? checked((int)st) : null;
         using var restoreThreads = stepThreads is null ? null : new Restore(() => Torch.NumThreads = threadsBefore);
-        using var worker = isAsync ? new RolloutWorker(producer, layers, generatorThreads) : null;
+        var inflight = isAsync && config.Training.AsyncMode == AsyncMode.Inflight;
+        using var worker = isAsync ? new RolloutWorker(producer, layers, generatorThreads, inflight ? engine.AcquireWeights : null) : null;
         using var syncProducer = isAsync ? null : producer;
         if (worker is not null)
         {
@@ -199,7 +200,8 @@ public static class OnlineTrainer
                 waitSeconds = wait.Elapsed.TotalSeconds;
             }
             var rows = generated.Rows;
-            var staleness = Staleness(engine.GlobalSteps, generated.Version, plan);
+            var versionAtStart = engine.GlobalSteps;
+            var staleness = Staleness(versionAtStart, generated.Version, plan);
 
             // --- score
             var clock = Stopwatch.StartNew();
@@ -266,6 +268,13 @@ public static class OnlineTrainer
                 metrics["policy/version"] = engine.GlobalSteps;
                 if (worker is not null)
                 {
+                    if (inflight)
+                    {
+                        // Per-token staleness (in steps) and the tokens sampled after an in-flight update.
+                        var tokenVersions = rows.SelectMany(r => r.TokenVersions).ToArray();
+                        metrics["async/token_staleness_mean"] = tokenVersions.Length == 0 ? 0 : tokenVersions.Average(v => (double)Staleness(versionAtStart, v, plan));
+                        metrics["async/inflight_tokens"] = tokenVersions.Count(v => v != generated.Version);
+                    }
                     metrics["timing/weight_sync_s"] = syncSeconds;
                     metrics["async/staleness_mean"] = staleness;
                     metrics["async/staleness_max"] = staleness;

@@ -46,14 +46,32 @@ public sealed class RolloutProducer(
         return batch;
     }
 
-    /// <summary>Generates step <paramref name="step"/>'s rollouts from <paramref name="prompts"/> with the weights <paramref name="lease"/> holds.</summary>
-    public GeneratedStep Generate(long step, PromptExample[] prompts, WeightsLease lease, TransformerLayers layers)
+    /// <summary>
+    /// Generates step <paramref name="step"/>'s rollouts from <paramref name="prompts"/> with the weights <paramref name="lease"/> holds.
+    /// With <paramref name="newer"/> (in-flight updates, PipelineRL) it is asked between decode steps for a newer version; one it
+    /// returns is adopted mid-sequence (K/V kept) and stays referenced by the generator until the next call.
+    /// </summary>
+    public GeneratedStep Generate(long step, PromptExample[] prompts, WeightsLease lease, TransformerLayers layers, Func<WeightsLease?>? newer = null)
     {
         var clock = Stopwatch.StartNew();
         var view = layers.LiveWeights(lease);
         if (generator is null) generator = new PagedGenerator(view, generation, checked((int)(seed & 0x7fffffff)));
-        else generator.UpdateWeights(view);
-        var outputs = generator.Generate(prompts.Select(p => (IReadOnlyList<int>)p.PromptIds).ToArray(), sampling with { Seed = seed * 1_000_003 + step });
+        generator.UpdateWeights(view, lease.Version);
+        var p = sampling with { Seed = seed * 1_000_003 + step };
+        IReadOnlyList<RequestOutput> outputs;
+        if (newer is null) outputs = generator.Generate(prompts.Select(x => (IReadOnlyList<int>)x.PromptIds).ToArray(), p);
+        else
+        {
+            // PagedGenerator.Generate's request seeds (prompt j: s + j·n), with a version check between engine steps.
+            var ids = prompts.Select((x, j) => generator.AddRequest(x.PromptIds, p with { Seed = p.Seed + (long)j * p.N }, $"step{step}-{j}")).ToArray();
+            var byId = new Dictionary<string, RequestOutput>();
+            while (generator.HasUnfinishedRequests)
+            {
+                if (newer() is { } next) generator.UpdateWeights(layers.LiveWeights(next), next.Version);
+                foreach (var o in generator.Step()) byId[o.RequestId] = o;
+            }
+            outputs = ids.Select(id => byId[id]).ToArray();
+        }
         return new GeneratedStep(step, prompts, Rollouts.Rows(prompts, outputs, plan.SamplesPerPrompt), lease.Version, clock.Elapsed.TotalSeconds);
     }
 

@@ -23,16 +23,20 @@ public sealed class RolloutWorker : IDisposable
     private readonly Thread thread;
     private readonly HashSet<long> busy = new();
     private readonly int threads;
+    private readonly Func<WeightsLease>? latest;
     private bool stopping;
     private Exception? fault;
     private long idleTicks;
 
     /// <summary>
     /// Starts the worker thread over <paramref name="producer"/> (owned: disposed on the worker thread), generating with
-    /// <paramref name="threads"/> intra-op threads (libtorch's OpenMP backend keeps the count per calling thread).
+    /// <paramref name="threads"/> intra-op threads (libtorch's OpenMP backend keeps the count per calling thread). With
+    /// <paramref name="latest"/> (in-flight updates) the worker acquires the newest published version between decode steps and
+    /// adopts it when it is newer than the one it holds.
     /// </summary>
-    public RolloutWorker(RolloutProducer producer, TransformerLayers layers, int threads)
+    public RolloutWorker(RolloutProducer producer, TransformerLayers layers, int threads, Func<WeightsLease>? latest = null)
     {
+        this.latest = latest;
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         this.producer = producer;
         this.layers = layers;
@@ -113,14 +117,23 @@ public sealed class RolloutWorker : IDisposable
                     busy.Add(job.Step);
                 }
                 GeneratedStep generated;
+                var held = job.Lease;
                 try
                 {
                     // Per job: libtorch initialises a thread's OpenMP count lazily from the last global setting on its first parallel op.
                     Rlhf.Torch.Torch.NumThreads = threads;
                     using var scope = Rlhf.Torch.Torch.NewScope();
-                    generated = producer.Generate(job.Step, job.Prompts, job.Lease, layers);
+                    Func<WeightsLease?>? newer = latest is null ? null : () =>
+                    {
+                        var l = latest();
+                        if (l.Version <= held.Version) { l.Dispose(); return null; }
+                        held.Dispose();
+                        held = l;
+                        return l;
+                    };
+                    generated = producer.Generate(job.Step, job.Prompts, job.Lease, layers, newer);
                 }
-                finally { job.Lease.Dispose(); }
+                finally { held.Dispose(); }
                 lock (gate)
                 {
                     busy.Remove(job.Step);

@@ -13,7 +13,11 @@ using Torch = Rlhf.Torch.Torch;
 /// <param name="Completion">The generated ids (the stop token included when one ended it).</param>
 /// <param name="Group">The prompt's index in its step.</param>
 /// <param name="Logprobs">The generator's <c>log_softmax(logits / (temperature + 1e-7))</c> at each generated id: the behaviour policy μ.</param>
-public sealed record RolloutRow(PromptExample Prompt, int[] Completion, int Group, float[] Logprobs);
+public sealed record RolloutRow(PromptExample Prompt, int[] Completion, int Group, float[] Logprobs)
+{
+    /// <summary>Per generated id: the policy version that sampled it (several when weights changed mid-sequence); empty when unknown.</summary>
+    public long[] TokenVersions { get; init; } = [];
+}
 
 /// <summary>
 /// The trainer-side pieces of a rollout: rows from the generator's outputs, padded id tensors, logprobs of responses under an
@@ -33,7 +37,7 @@ public static class Rollouts
             if (!o.PromptTokenIds.SequenceEqual(prompts[i].PromptIds))
                 throw new InvalidOperationException($"the generator's request {i} is not prompt {i}");
             if (o.Outputs.Count != k) throw new InvalidOperationException($"the generator returned {o.Outputs.Count} samples of prompt {i}; expected {k}");
-            foreach (var c in o.Outputs.OrderBy(c => c.Index)) rows.Add(new RolloutRow(prompts[i], c.TokenIds, i, c.Logprobs));
+            foreach (var c in o.Outputs.OrderBy(c => c.Index)) rows.Add(new RolloutRow(prompts[i], c.TokenIds, i, c.Logprobs) { TokenVersions = c.TokenVersions });
         }
         return rows.ToArray();
     }

@@ -189,6 +189,27 @@ public class AsyncTrainerTests
     }
 
     [Fact]
+    public void In_flight_updates_record_token_versions_no_older_than_the_sequence_and_no_newer_than_the_trainer()
+    {
+        var dir = TempDir();
+        try
+        {
+            var run = Train(Load(dir, "training.max_steps=4", "training.async=true", "training.max_staleness=1", "training.async_mode=inflight",
+                "generation.max_new_tokens=16"), dir);
+            Assert.Equal(4, run.History.Count);
+            foreach (var r in run.History)
+            {
+                // Token staleness counts from the trainer's version: a token sampled after an in-flight update is fresher than its
+                // sequence's start version, never older, and never from a version the trainer has not published.
+                Assert.InRange(r.Values["async/token_staleness_mean"], 0.0, r.Values["async/staleness_max"]);
+                Assert.True(r.Values["async/inflight_tokens"] >= 0);
+                if (r.Values["async/inflight_tokens"] == 0) Assert.Equal(r.Values["async/staleness_max"], r.Values["async/token_staleness_mean"]);
+            }
+        }
+        finally { Cleanup(dir); }
+    }
+
+    [Fact]
     public void Resuming_with_another_staleness_is_refused_naming_the_state_file()
     {
         var dir = TempDir();
