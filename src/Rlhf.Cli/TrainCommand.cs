@@ -109,7 +109,8 @@ public static class TrainCommand
             _ = OnlinePlan.From(config);                      // batch arithmetic fails before the run directory is made
             using var run = TrainingRun.Open(config, directory, new TextMetricsSink(output), resume is not null);
             run.Stopping = stopping;
-            var code = OnlineTrainer.Run(config, run);
+            if (run.ResumedTag is { } t) output.WriteLine($"resuming {AlgorithmYaml.ToYaml(config.Training.Algorithm)} from {Path.Combine(run.CheckpointsDirectory, t)}");
+            var code = OnlineTrainer.Run(config, run, resume: run.ResumedTag is not null);
             output.WriteLine($"trained {AlgorithmYaml.ToYaml(config.Training.Algorithm)}: {run.Directory} (final/ = the policy as a Hugging Face directory)");
             return code;
         }

@@ -37,6 +37,21 @@ public sealed record RolloutBatch(
     long StopTokenId,
     long PadTokenId)
 {
+    /// <summary>
+    /// The trainer's logprobs of the responses at the start of the step (π_prox of decoupled PPO, AReaL) when
+    /// <see cref="Logprobs"/> are the generator's (μ, the behaviour policy) for an off-policy correction; padding set to 1.0,
+    /// [B, T]; null when <see cref="Logprobs"/> are the trainer's own. Set it with <see cref="WithProximal"/>.
+    /// </summary>
+    public Tensor? ProximalLogprobs { get; init; }
+
+    /// <summary>This batch with <paramref name="proximalLogprobs"/> [B, T] as <see cref="ProximalLogprobs"/> (padding masked like <see cref="Logprobs"/>).</summary>
+    public RolloutBatch WithProximal(Tensor proximalLogprobs)
+    {
+        Guard.SameShape(proximalLogprobs, nameof(proximalLogprobs), Logprobs, "the batch's logprobs");
+        using var scope = Torch.NewScope();
+        return this with { ProximalLogprobs = Masking.MaskLogprobs(proximalLogprobs, PaddingMask).MoveToOuter() };
+    }
+
     /// <summary>B, the number of rows.</summary>
     public long BatchSize => Responses.Size(0);
 
@@ -114,6 +129,7 @@ public sealed record RolloutBatch(
             Logprobs = Pick(Logprobs),
             RefLogprobs = Pick(RefLogprobs),
             Values = Values is null ? null : Pick(Values),
+            ProximalLogprobs = ProximalLogprobs is null ? null : Pick(ProximalLogprobs),
             Scores = Pick(Scores),
             GroupIds = rows.Select(r => GroupIds[r]).ToArray(),
             PolicyVersion = rows.Select(r => PolicyVersion[r]).ToArray(),

@@ -85,8 +85,6 @@ public static class ConfigResolver
             errors.Add(At("data.task", $"unknown synthetic task '{task}'; expected one of {string.Join(", ", Training.Tasks.SyntheticTasks.Names)}"));
         if (c.Data.TaskMinDigits > c.Data.TaskMaxDigits)
             errors.Add(At("data.task_min_digits", $"data.task_min_digits ({c.Data.TaskMinDigits}) is above data.task_max_digits ({c.Data.TaskMaxDigits})"));
-        if (c.Training.Async && c.Training.MaxStaleness < 1)
-            errors.Add(At("training.max_staleness", $"asynchronous training needs max_staleness ≥ 1 (the generator runs at least one step ahead), got {c.Training.MaxStaleness}"));
 
         CheckModelShape(c.Model, "model", errors, ctx);
 

@@ -14,9 +14,10 @@ public enum LiveWeightsMode
     /// </summary>
     Shared,
     /// <summary>
-    /// A generator runs concurrently: two preallocated buffers; after each optimizer step the new weights are
-    /// copied (stage 3: gathered) into the one no reader holds and become the current version — one copy per step,
-    /// no allocation. A reader keeps its version's values while training continues.
+    /// A generator runs concurrently: preallocated buffers (two by default; more when several versions are held at once, as
+    /// an asynchronous loop running ahead by several steps holds them); on each publish the new weights are copied (stage 3:
+    /// gathered) into one no reader holds and become the current version — one copy per publish, no allocation. A reader
+    /// keeps its version's values while training continues.
     /// </summary>
     Snapshot,
 }
@@ -63,18 +64,27 @@ internal sealed class LiveWeights : IDisposable
     private int current;
     private long version;
 
-    public LiveWeights(PartitionedState state, LiveWeightsMode mode, long version)
+    public LiveWeights(PartitionedState state, LiveWeightsMode mode, long version, int snapshots = 2, bool publishOnStep = true)
     {
+        if (mode == LiveWeightsMode.Snapshot && snapshots < 2)
+            throw new ArgumentOutOfRangeException(nameof(snapshots), snapshots, "snapshot mode needs at least two buffers (one to read, one to write)");
         this.state = state;
         this.mode = mode;
-        var count = mode == LiveWeightsMode.Snapshot ? 2 : state.FullWorkingView is null ? 1 : 0;
+        PublishesOnStep = publishOnStep;
+        var count = mode == LiveWeightsMode.Snapshot ? snapshots : state.FullWorkingView is null ? 1 : 0;
         buffers = new Tensor?[Math.Max(count, 1)];
         for (var b = 0; b < count; b++) buffers[b] = Torch.Zeros([state.Layout.Total], state.Dtype, state.Device).DetachFromScope();
         readers = new int[buffers.Length];
         Publish(version, force: true);
     }
 
-    /// <summary>Publishes that were skipped because a reader still held the only free buffer (snapshot mode).</summary>
+    /// <summary>Whether every optimizer step publishes (else only explicit <see cref="ZeroEngine.PublishWeights"/> calls do).</summary>
+    public bool PublishesOnStep { get; }
+
+    /// <summary>Snapshot buffers (0 in shared mode).</summary>
+    public int Snapshots => mode == LiveWeightsMode.Snapshot ? buffers.Length : 0;
+
+    /// <summary>Publishes that were skipped because readers held every buffer but the current one (snapshot mode).</summary>
     public long SkippedPublishes { get; private set; }
 
     /// <summary>Shared mode: the optimizer is about to overwrite what readers see, so none may hold a lease.</summary>
@@ -87,9 +97,9 @@ internal sealed class LiveWeights : IDisposable
     }
 
     /// <summary>
-    /// After an optimizer step: makes <paramref name="newVersion"/> current. Snapshot mode writes into the buffer no reader
-    /// holds (skipping, and counting, when the only free one is held) — unless <paramref name="force"/>, used at start and
-    /// after a checkpoint load, when no reader may hold any.
+    /// After an optimizer step: makes <paramref name="newVersion"/> current. Snapshot mode writes into a buffer other than the
+    /// current one that no reader holds (skipping, and counting, when readers hold all of them) — unless <paramref name="force"/>,
+    /// used at start and after a checkpoint load, which may rewrite the current buffer when no reader holds it.
     /// </summary>
     public void Publish(long newVersion, bool force = false)
     {
@@ -104,8 +114,8 @@ internal sealed class LiveWeights : IDisposable
         int back;
         lock (gate)
         {
-            back = force && readers[current] == 0 ? current : 1 - current;
-            if (readers[back] > 0)
+            back = force && readers[current] == 0 ? current : FreeBuffer();
+            if (back < 0 || readers[back] > 0)
             {
                 if (force) throw new InvalidOperationException("live weights are held while the engine state is replaced");
                 SkippedPublishes++;
@@ -119,6 +129,17 @@ internal sealed class LiveWeights : IDisposable
             current = back;
             version = newVersion;
         }
+    }
+
+    /// <summary>The first buffer after the current one (cyclically) that no reader holds, or −1.</summary>
+    private int FreeBuffer()
+    {
+        for (var i = 1; i < buffers.Length; i++)
+        {
+            var b = (current + i) % buffers.Length;
+            if (readers[b] == 0) return b;
+        }
+        return -1;
     }
 
     /// <summary>Copies the full working parameters into <paramref name="buffer"/> [Ψ] (stage 3: gathers them).</summary>

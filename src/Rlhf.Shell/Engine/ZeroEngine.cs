@@ -267,7 +267,7 @@ public sealed class ZeroEngine : IDisposable
         }
         GlobalSteps++;
         MicroSteps++;
-        live?.Publish(GlobalSteps);
+        if (live is { PublishesOnStep: true }) live.Publish(GlobalSteps);
     }
 
     // ------------------------------------------------------------------ memory and metrics
@@ -367,10 +367,26 @@ public sealed class ZeroEngine : IDisposable
     /// Starts publishing the policy's full weights for a generator (see <see cref="LiveWeightsMode"/>); a collective at
     /// stage 3. Call once; <see cref="AcquireWeights"/> then hands out versions.
     /// </summary>
-    public void EnableLiveWeights(LiveWeightsMode mode)
+    public void EnableLiveWeights(LiveWeightsMode mode) => EnableLiveWeights(mode, snapshots: 2, publishOnStep: true);
+
+    /// <summary>
+    /// <see cref="EnableLiveWeights(LiveWeightsMode)"/> with <paramref name="snapshots"/> buffers in snapshot mode (one more than the
+    /// versions readers may hold at once) and, when <paramref name="publishOnStep"/> is false, publishing only on
+    /// <see cref="PublishWeights"/> (an asynchronous loop publishes once per step, not per optimizer step).
+    /// </summary>
+    public void EnableLiveWeights(LiveWeightsMode mode, int snapshots, bool publishOnStep)
     {
         if (live is not null) throw new InvalidOperationException("live weights are already enabled");
-        live = new LiveWeights(state, mode, GlobalSteps);
+        live = new LiveWeights(state, mode, GlobalSteps, snapshots, publishOnStep);
+    }
+
+    /// <summary>Publishes the current weights as version <see cref="GlobalSteps"/> (a collective at stage 3); returns whether a buffer took them.</summary>
+    public bool PublishWeights()
+    {
+        var l = live ?? throw new InvalidOperationException("call EnableLiveWeights first");
+        var skipped = l.SkippedPublishes;
+        l.Publish(GlobalSteps);
+        return l.SkippedPublishes == skipped;
     }
 
     /// <summary>

@@ -13,7 +13,11 @@ using Torch = Rlhf.Torch.Torch;
 /// <param name="Logprobs">Per token <c>log_softmax(logits / (temperature + 1e-7))</c>: what the trainer recomputes.</param>
 /// <param name="ProcessedLogprobs">Per token log-probability under the distribution sampled from.</param>
 /// <param name="FinishReason">Stop token or length limit.</param>
-public sealed record CompletionOutput(int Index, int[] TokenIds, float[] Logprobs, float[] ProcessedLogprobs, FinishReason FinishReason);
+public sealed record CompletionOutput(int Index, int[] TokenIds, float[] Logprobs, float[] ProcessedLogprobs, FinishReason FinishReason)
+{
+    /// <summary>Per token: the weights version that sampled it (PipelineRL's in-flight updates change it mid-sequence).</summary>
+    public long[] TokenVersions { get; init; } = [];
+}
 
 /// <summary>A finished request: its prompt and its n completions in index order.</summary>
 /// <param name="RequestId">The id given to (or returned by) <see cref="PagedGenerator.AddRequest"/>.</param>
@@ -54,7 +58,7 @@ public sealed class GeneratorStats
 /// The vLLM-style rollout engine: paged KV cache, block manager with shared prompt blocks and copy-on-write,
 /// continuous batching with preemption by recompute, and a seeded sampler returning logprobs. It reads the weights
 /// record it is given on every step (in-process trainers hand it their live weights, so weight sync is free; call
-/// <see cref="UpdateWeights"/> or <see cref="OnWeightsChanged"/> after an update so cached prefixes are forgotten).
+/// <see cref="UpdateWeights(ModelWeights, long)"/> or <see cref="OnWeightsChanged"/> after an update so cached prefixes are forgotten).
 /// Use <see cref="Generate"/> for a batch, or <see cref="AddRequest"/> + <see cref="Step"/> incrementally.
 /// </summary>
 public sealed class PagedGenerator : IDisposable
@@ -126,11 +130,23 @@ public sealed class PagedGenerator : IDisposable
     /// <summary>Starts counters afresh.</summary>
     public void ResetStats() => Stats = new GeneratorStats();
 
+    /// <summary>The version of the weights the next <see cref="Step"/> reads (recorded per sampled token).</summary>
+    public long WeightsVersion { get; private set; }
+
     /// <summary>Switches to a new weights record (same architecture) and forgets cached prefixes.</summary>
-    public void UpdateWeights(ModelWeights weights)
+    public void UpdateWeights(ModelWeights weights) => UpdateWeights(weights, WeightsVersion);
+
+    /// <summary>
+    /// Switches to <paramref name="weights"/> as version <paramref name="version"/>, also between the <see cref="Step"/>s of running
+    /// requests (PipelineRL's in-flight weight update, Piché et al. 2025): their next tokens are sampled from the new weights over
+    /// the K/V the old ones computed (kept, as PipelineRL does), and each token records the version that sampled it. Cached
+    /// prefixes of finished requests are forgotten.
+    /// </summary>
+    public void UpdateWeights(ModelWeights weights, long version)
     {
         if (weights.Config != runner.Weights.Config) throw new ArgumentException("new weights must have the same config", nameof(weights));
         runner.Weights = weights;
+        WeightsVersion = version;
         OnWeightsChanged();
     }
 
@@ -273,6 +289,7 @@ public sealed class PagedGenerator : IDisposable
         seq.Tokens.Add(tok);
         seq.Logprobs.Add(res.Logprobs[row]);
         seq.ProcessedLogprobs.Add(res.ProcessedLogprobs[row]);
+        seq.TokenVersions.Add(WeightsVersion);
         var p = g.Params;
         FinishReason? reason = null;
         if (p.StopTokenIds is { } stops && seq.OutputLength >= p.MinTokens && Contains(stops, tok)) reason = FinishReason.Stop;
@@ -292,7 +309,7 @@ public sealed class PagedGenerator : IDisposable
             CollectionsMarshal.AsSpan(s.Tokens)[s.PromptLength..].ToArray(),
             s.Logprobs.ToArray(),
             s.ProcessedLogprobs.ToArray(),
-            s.FinishReason ?? FinishReason.Length)).ToArray());
+            s.FinishReason ?? FinishReason.Length) { TokenVersions = s.TokenVersions.ToArray() }).ToArray());
 
     private void RecordUtilization()
     {

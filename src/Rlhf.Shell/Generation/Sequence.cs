@@ -53,6 +53,9 @@ public sealed class Sequence
     /// <summary>Per generated token: log-probability under the distribution actually sampled from (after top-k/top-p/min-p, min-tokens masking).</summary>
     public List<float> ProcessedLogprobs { get; } = new();
 
+    /// <summary>Per generated token: the weights version (<see cref="PagedGenerator.WeightsVersion"/>) whose logits sampled it.</summary>
+    public List<long> TokenVersions { get; } = new();
+
     /// <summary>Generated tokens so far.</summary>
     public int OutputLength => Tokens.Count - PromptLength;
 

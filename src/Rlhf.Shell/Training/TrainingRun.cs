@@ -95,8 +95,14 @@ public sealed class TrainingRun : IDisposable
                 throw new CheckpointException(Path.Combine(checkpoints, Checkpoint.LatestFile),
                     "nothing to resume: no checkpoint was written in this run directory (training.save_steps sets how often a run saves)");
             tag = Checkpoint.ReadLatest(checkpoints);
-            resumed = TrainerState.Read(checkpoints, tag);
-            MetricsSinks.DropAfter(dir, resumed.Step);
+            // The online loop keeps its own state (queued rollouts and all) and reads it itself; the offline stages' is read here.
+            if (Checkpoint.ReadClientFile(checkpoints, tag, Online.OnlineState.FileName) is { } online)
+                MetricsSinks.DropAfter(dir, Online.OnlineState.StepOf(online, Path.Combine(checkpoints, tag, Online.OnlineState.FileName)));
+            else
+            {
+                resumed = TrainerState.Read(checkpoints, tag);
+                MetricsSinks.DropAfter(dir, resumed.Step);
+            }
         }
         WriteAtomically(Path.Combine(dir, ResolvedConfigFile), ConfigLoader.ToYaml(config));
         var sinks = MetricsSinks.From(config.Logging, dir);

@@ -121,6 +121,40 @@ public class LiveWeightsTests
     }
 
     [Fact]
+    public void Explicit_publishing_over_three_buffers_keeps_two_held_versions_and_refuses_when_every_other_buffer_is_held()
+    {
+        using var e = Engine(0);
+        e.EnableLiveWeights(LiveWeightsMode.Snapshot, snapshots: 3, publishOnStep: false);
+        using var v0 = e.AcquireWeights();
+        MicroStep(e, 0);
+        using (var unchanged = e.AcquireWeights()) Assert.Equal(0, unchanged.Version);     // a step alone publishes nothing
+        Assert.True(e.PublishWeights());
+        using var v1 = e.AcquireWeights();
+        Assert.Equal(1, v1.Version);
+        AssertEqualsGathered(e, v1, "version 1");
+        using var copy = Torch.NewScope();
+        var values0 = v0.Weights.Select(kv => kv.Value.Clone()).ToArray();
+        var values1 = v1.Weights.Select(kv => kv.Value.Clone()).ToArray();
+        MicroStep(e, 1);
+        Assert.True(e.PublishWeights());                  // the third buffer takes version 2
+        using var v2 = e.AcquireWeights();
+        Assert.Equal(2, v2.Version);
+        AssertEqualsGathered(e, v2, "version 2");
+        MicroStep(e, 2);
+        Assert.False(e.PublishWeights());                 // v0 and v1 hold both buffers that are not current
+        using (var still = e.AcquireWeights()) Assert.Equal(2, still.Version);
+        for (var j = 0; j < values0.Length; j++)
+        {
+            Assert.True(v0.Weights[j].Value.Equal(values0[j]), $"{v0.Weights[j].Key} of version 0 changed under its reader");
+            Assert.True(v1.Weights[j].Value.Equal(values1[j]), $"{v1.Weights[j].Key} of version 1 changed under its reader");
+        }
+        v0.Dispose();
+        Assert.True(e.PublishWeights());                  // version 0's buffer is free again
+        using var v3 = e.AcquireWeights();
+        Assert.Equal(3, v3.Version);
+    }
+
+    [Fact]
     public async Task A_reader_thread_sees_whole_versions_in_order_while_the_trainer_steps()
     {
         using var e = Engine(1);

@@ -8,8 +8,16 @@ namespace Rlhf.Shell.Training.Online;
 
 using Torch = Rlhf.Torch.Torch;
 
-/// <summary>One rollout row: its prompt, the generated ids and the prompt group (the prompt's index in its step).</summary>
-public sealed record RolloutRow(PromptExample Prompt, int[] Completion, int Group);
+/// <summary>One rollout row: its prompt, the generated ids, the prompt group (the prompt's index in its step) and the generator's logprobs of the ids.</summary>
+/// <param name="Prompt">The prompt.</param>
+/// <param name="Completion">The generated ids (the stop token included when one ended it).</param>
+/// <param name="Group">The prompt's index in its step.</param>
+/// <param name="Logprobs">The generator's <c>log_softmax(logits / (temperature + 1e-7))</c> at each generated id: the behaviour policy μ.</param>
+public sealed record RolloutRow(PromptExample Prompt, int[] Completion, int Group, float[] Logprobs)
+{
+    /// <summary>Per generated id: the policy version that sampled it (several when weights changed mid-sequence); empty when unknown.</summary>
+    public long[] TokenVersions { get; init; } = [];
+}
 
 /// <summary>
 /// The trainer-side pieces of a rollout: rows from the generator's outputs, padded id tensors, logprobs of responses under an
@@ -29,7 +37,7 @@ public static class Rollouts
             if (!o.PromptTokenIds.SequenceEqual(prompts[i].PromptIds))
                 throw new InvalidOperationException($"the generator's request {i} is not prompt {i}");
             if (o.Outputs.Count != k) throw new InvalidOperationException($"the generator returned {o.Outputs.Count} samples of prompt {i}; expected {k}");
-            foreach (var c in o.Outputs.OrderBy(c => c.Index)) rows.Add(new RolloutRow(prompts[i], c.TokenIds, i));
+            foreach (var c in o.Outputs.OrderBy(c => c.Index)) rows.Add(new RolloutRow(prompts[i], c.TokenIds, i, c.Logprobs) { TokenVersions = c.TokenVersions });
         }
         return rows.ToArray();
     }
@@ -58,6 +66,39 @@ public static class Rollouts
             for (var t = 0; t < length; t++) ids[b * length + t] = t < responses[b].Length ? responses[b][t] : pad;
         }
         return Torch.From(ids, responses.Length, length);
+    }
+
+    /// <summary>The generator's logprobs of the rows' completions, right-padded with 0 to <paramref name="length"/>: float32 [B, length].</summary>
+    public static Tensor GeneratorLogprobs(RolloutRow[] rows, int length)
+    {
+        var lp = new float[rows.Length * length];
+        for (var b = 0; b < rows.Length; b++)
+        {
+            var l = rows[b].Logprobs;
+            if (l.Length != rows[b].Completion.Length)
+                throw new InvalidOperationException($"row {b}: {l.Length} generator logprobs for {rows[b].Completion.Length} generated tokens");
+            if (l.Length > length) throw new InvalidOperationException($"row {b} has {l.Length} tokens; max_new_tokens is {length}");
+            Array.Copy(l, 0, lp, b * length, l.Length);
+        }
+        return Torch.From(lp, rows.Length, length);
+    }
+
+    /// <summary>
+    /// On-policy agreement (TRL's names): <c>sampling/sampling_logp_difference/{mean,max}</c> of |lp_trainer − lp_generator| and
+    /// <c>sampling/importance_sampling_ratio/{min,mean,max}</c> of exp(lp_trainer − lp_generator), uncorrected, over response tokens.
+    /// trainer, generator [B, T], mask [B, T] bool.
+    /// </summary>
+    public static Rlhf.Core.Losses.TensorStats Agreement(Tensor trainer, Tensor generator, Tensor mask)
+    {
+        using var scope = Torch.NewScope();
+        using var _ = Torch.NoGrad();
+        var diff = Torch.Where(mask, trainer - generator, 0.0);
+        var ratio = diff.Exp();
+        return Rlhf.Core.Losses.ImportanceSampling.LogpDifferenceStats(diff, mask)
+            .Add("sampling/importance_sampling_ratio/min", Torch.Where(mask, ratio, double.PositiveInfinity).Min())
+            .Add("sampling/importance_sampling_ratio/mean", Masked.Mean(ratio, mask))
+            .Add("sampling/importance_sampling_ratio/max", Torch.Where(mask, ratio, 0.0).Max())
+            .MoveToOuter();
     }
 
     /// <summary>

@@ -242,7 +242,7 @@ public static class QuickstartPipeline
         var silent = config with { Logging = config.Logging with { Jsonl = false, Csv = false, Tensorboard = false } };
         using (var run = TrainingRun.Open(silent, stageDirectory, new GoldMetricsSink(tap, sinks)))
         {
-            try { OnlineTrainer.Run(config, run, registry, tap); }
+            try { OnlineTrainer.Run(config, run, registry, reward: tap); }
             finally { progress.EndStage(); }
         }
         TrainingRun.WriteAtomically(Path.Combine(stageDirectory, TrainingRun.ResolvedConfigFile), ConfigLoader.ToYaml(config));

@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using System.Globalization;
+using Rlhf.Shell.Config;
+using Rlhf.Shell.Training;
+using Rlhf.Shell.Training.Online;
+
+namespace Rlhf.Bench;
+
+/// <summary>
+/// The asynchronous loop against the synchronous one: the same online DPO run (quickstart config: tiny llama, byte tokenizer,
+/// synthetic task, a fixed number of steps and so of optimizer steps) synchronous (libtorch's thread count, and one thread),
+/// asynchronous at max_staleness 0 (two threads,
+/// no overlap: the thread hand-off's cost), at max_staleness 1 (async_rlhf: generation of step n + 1 overlaps training of
+/// step n) and at max_staleness 1 with in-flight updates (PipelineRL), for each seed: wall clock, the final task reward (mean <c>objective/scores</c> of the last 3 steps: the synthetic
+/// task's rule reward is its gold reward), the mean generator and trainer idle ratios and weight-sync time, and the largest
+/// |generator − trainer| logprob of any token (off-policy by the lag when max_staleness ≥ 1).
+/// <c>bench -- async [STEPS] [SEEDS] [key=value …]</c>.
+/// </summary>
+public sealed class AsyncBench : IBenchSuite
+{
+    /// <inheritdoc />
+    public string Name => "async";
+
+    /// <inheritdoc />
+    public string Description => "online DPO synchronous vs asynchronous (max_staleness 0 and 1, in-flight): wall clock, final reward, idle ratios";
+
+    /// <inheritdoc />
+    public int Run(string[] args)
+    {
+        var steps = args.Length > 0 && int.TryParse(args[0], out var s) ? s : 20;
+        var seeds = args.Length > 1 && int.TryParse(args[1], out var n) ? n : 2;
+        var file = Path.Combine(FindRoot(), "configs", "quickstart.yaml");
+        (string Mode, string[] Keys)[] modes =
+        [
+            ("sync", ["training.async=false"]),
+            ("sync 1 thread", ["training.async=false", "training.trainer_threads=1"]),
+            ("async s=0", ["training.async=true", "training.max_staleness=0"]),
+            ("async s=1", ["training.async=true", "training.max_staleness=1"]),
+            ("inflight s=1", ["training.async=true", "training.max_staleness=1", "training.async_mode=inflight"]),
+        ];
+        Console.WriteLine($"async: {Path.GetFileName(file)}, online DPO, {steps} steps, seeds 1…{seeds}, intra-op threads {Rlhf.Torch.Torch.NumThreads}, OPENBLAS_NUM_THREADS={Environment.GetEnvironmentVariable("OPENBLAS_NUM_THREADS") ?? "unset"}");
+        var table = new Table("mode", "seed", "wall s", "final reward", "generator idle", "trainer idle", "weight sync ms", "max |Δ logprob|");
+        var wallByMode = modes.ToDictionary(m => m.Mode, _ => new List<double>());
+        RunOnce(file, 2, 0, ["training.async=true", "training.max_staleness=1", .. args.Skip(2)]);   // warm-up: JIT and first-use costs, not measured
+        for (var seed = 1; seed <= seeds; seed++)
+            foreach (var (mode, keys) in modes.Skip(seed % modes.Length).Concat(modes.Take(seed % modes.Length)))   // rotate the order over seeds
+            {
+                var dir = Path.Combine(Path.GetTempPath(), $"rlhf-bench-async-{Environment.ProcessId}-{seed}-{wallByMode[mode].Count}-{mode.Replace(' ', '_').Replace('=', '_')}");
+                string[] overrides = [$"training.max_steps={steps}", $"training.output_dir={dir}", "training.logging_steps=1", "training.save_steps=0", $"training.seed={seed}", .. keys, .. args.Skip(2)];
+                var config = ConfigLoader.Load(file, overrides).Match(c => c, e => throw new ArgumentException(ConfigLoader.Format(e)));
+                try
+                {
+                    using var run = TrainingRun.Open(config);
+                    var clock = Stopwatch.StartNew();
+                    OnlineTrainer.Run(config, run);
+                    var wall = clock.Elapsed.TotalSeconds;
+                    wallByMode[mode].Add(wall);
+                    var h = run.History;
+                    double Mean(string key, int skip = 1) => h.Skip(skip).DefaultIfEmpty(h[^1]).Average(r => r.Values.GetValueOrDefault(key));
+                    var reward = h.TakeLast(3).Average(r => r.Values["objective/scores"]);
+                    table.Row(mode, seed.ToString(CultureInfo.InvariantCulture), wall.ToString("F2", CultureInfo.InvariantCulture), reward.ToString("F3", CultureInfo.InvariantCulture),
+                        Mean("timing/generator_idle_ratio").ToString("P0", CultureInfo.InvariantCulture), Mean("timing/trainer_idle_ratio").ToString("P0", CultureInfo.InvariantCulture),
+                        (1000 * Mean("timing/weight_sync_s")).ToString("F2", CultureInfo.InvariantCulture),
+                        h.Max(r => r.Values["sampling/sampling_logp_difference/max"]).ToString("E1", CultureInfo.InvariantCulture));
+                }
+                finally
+                {
+                    if (Directory.Exists(dir)) Directory.Delete(dir, true);
+                }
+            }
+        table.Print();
+        var sync = wallByMode["sync"].Average();
+        foreach (var (mode, _) in modes.Skip(1))
+            Console.WriteLine($"{mode}: {sync / wallByMode[mode].Average():F2}× the synchronous wall clock (mean over seeds)");
+        return 0;
+    }
+
+    private static void RunOnce(string file, int steps, int seed, string[] keys)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"rlhf-bench-async-{Environment.ProcessId}-warmup");
+        string[] overrides = [$"training.max_steps={steps}", $"training.output_dir={dir}", "training.save_steps=0", $"training.seed={seed}", .. keys];
+        var config = ConfigLoader.Load(file, overrides).Match(c => c, e => throw new ArgumentException(ConfigLoader.Format(e)));
+        try
+        {
+            using var run = TrainingRun.Open(config);
+            OnlineTrainer.Run(config, run);
+        }
+        finally
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        }
+    }
+
+    private static string FindRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "Rlhf.sln"))) return d.FullName;
+        return Directory.GetCurrentDirectory();
+    }
+}
