@@ -87,7 +87,8 @@ public class OnlineTrainerTests
                 "objective/rlhf_reward", "val/num_eos_tokens", "timing/generate_s", "timing/score_s", "timing/train_s", "tokens_per_s", "lr",
             ];
             foreach (var key in expected) Assert.True(run.History[^1].Values.ContainsKey(key), $"missing {key}; logged: {string.Join(", ", run.History[^1].Values.Keys)}");
-            Assert.Equal(0.01, run.History[^1].Values["lr"], 12);
+            // training.lr_scheduler_type's default (HF, TRL): linear decay to 0 over the 3 optimizer steps, step k at 0.01 · (3 − k)/3.
+            Assert.Equal([0.01, 0.01 * 2 / 3, 0.01 / 3], run.History.Select(r => Math.Round(r.Values["lr"], 12)).Select(x => x).ToArray(), (a, b) => Math.Abs(a - b) < 1e-12);
             Assert.Equal(0.0, run.History[0].Values["objective/kl"], 6);    // the first rollouts come from the reference's own weights
 
             Assert.True(File.Exists(Path.Combine(dir, TrainingRun.ResolvedConfigFile)));
