@@ -7,32 +7,7 @@ namespace Rlhf.Cli.Tests;
 public class RollCommandTests
 {
     /// <summary>ROLL's DeepSpeed strategy example (docs: "DeepSpeed strategy"), verbatim.</summary>
-    private const string RollExample = """
-        defaults:
-          - ../config/deepspeed_zero@_here_
-          - ../config/deepspeed_zero2@_here_
-          - ../config/deepspeed_zero3@_here_
-          - ../config/deepspeed_zero3_cpuoffload@_here_
-
-        actor_train:
-          model_args:
-            attn_implementation: fa2
-            disable_gradient_checkpointing: true
-            dtype: bf16
-            model_type: ~
-          training_args:
-            learning_rate: 1.0e-5
-            weight_decay: 0
-            per_device_train_batch_size: 1
-            gradient_accumulation_steps: 32
-            warmup_steps: 20
-            num_train_epochs: 50
-          strategy_args:
-            strategy_name: deepspeed_train
-            strategy_config: ${deepspeed_zero3}
-          device_mapping: list(range(0,16))
-          infer_batch_size: 4
-        """;
+    private static readonly string RollExample = File.ReadAllText(Path.Combine(CommandErrorTests.RepoRoot, "configs", "examples", "roll_deepspeed_strategy.yaml"));
 
     private static string Repo
     {
