@@ -25,13 +25,17 @@ namespace Rlhf.Generators
             public const string Emit = "EmitSettings";
         }
 
-        /// <summary>Name of the embedded runtime source.</summary>
-        public const string RuntimeResource = "Rlhf.Generators.Runtime.SettingsRuntime.cs";
+        /// <summary>Names of the embedded runtime sources (types; the helpers generated binders call).</summary>
+        public static readonly string[] RuntimeResources = ["Rlhf.Generators.Runtime.SettingsRuntime.cs", "Rlhf.Generators.Runtime.SettingsBinding.cs"];
 
         /// <inheritdoc />
         public void Initialize(IncrementalGeneratorInitializationContext context)
         {
-            context.RegisterPostInitializationOutput(ctx => ctx.AddSource("SettingsRuntime.g.cs", SourceText.From(RuntimeSource(), Encoding.UTF8)));
+            context.RegisterPostInitializationOutput(ctx =>
+            {
+                foreach (var resource in RuntimeResources)
+                    ctx.AddSource(resource.Substring("Rlhf.Generators.Runtime.".Length).Replace(".cs", ".g.cs"), SourceText.From(RuntimeSource(resource), Encoding.UTF8));
+            });
 
             var files = context.AdditionalTextsProvider
                 .Where(static t => t.Path.EndsWith(".schema.json", StringComparison.OrdinalIgnoreCase))
@@ -61,11 +65,11 @@ namespace Rlhf.Generators
             });
         }
 
-        /// <summary>The binding runtime (ConfigError, BindContext, SettingsBinding, EquatableList…) as source text.</summary>
-        public static string RuntimeSource()
+        /// <summary>One embedded part of the binding runtime (ConfigError, BindContext, EquatableList…; SettingsBinding) as source text.</summary>
+        public static string RuntimeSource(string resource)
         {
-            using var stream = typeof(SettingsGenerator).Assembly.GetManifestResourceStream(RuntimeResource)
-                ?? throw new InvalidOperationException("embedded runtime missing: " + RuntimeResource);
+            using var stream = typeof(SettingsGenerator).Assembly.GetManifestResourceStream(resource)
+                ?? throw new InvalidOperationException("embedded runtime missing: " + resource);
             using var reader = new StreamReader(stream);
             return reader.ReadToEnd();
         }
