@@ -292,6 +292,7 @@ public static class OnlineTrainer
                 metrics["episodes_per_s"] = plan.RolloutsPerStep / wall;
                 metrics["lr"] = engine.LastLearningRate;
                 metrics["policy/version"] = engine.GlobalSteps;
+                metrics["train/skipped_steps"] = engine.SkippedSteps;          // optimizer steps skipped for a non-finite gradient norm
                 if (worker is not null)
                 {
                     if (inflight)
@@ -319,7 +320,7 @@ public static class OnlineTrainer
             if (run.Stopping.IsCancellationRequested && step != plan.Steps)
             {
                 if (!saved) Save();
-                throw new OperationCanceledException($"stopped after step {step} of {plan.Steps}; checkpoint written to {run.CheckpointsDirectory}", run.Stopping);
+                throw new TrainingStoppedException(step, Path.Combine(run.CheckpointsDirectory, Checkpoint.ReadLatest(run.CheckpointsDirectory)));
             }
         }
         Save();

@@ -158,7 +158,7 @@ public class AsyncTrainerTests
             Assert.Equal("reward failed", e.Message);
             Assert.Equal(before, Live());
 
-            Assert.Throws<OperationCanceledException>(() =>
+            Assert.Throws<TrainingStoppedException>(() =>
                 Train(Load(stopped, "training.max_steps=4", "training.async=true", "training.max_staleness=1"), stopped, stopAfter: 2));
             Assert.Equal(before, Live());
             Assert.Equal("global_step2", File.ReadAllText(Path.Combine(stopped, "checkpoints", "latest")).Trim());
@@ -178,7 +178,7 @@ public class AsyncTrainerTests
         {
             string[] keys = ["training.max_steps=5", $"training.async={(isAsync ? "true" : "false")}", $"training.max_staleness={staleness}"];
             var full = Train(Load(whole, keys), whole);
-            Assert.Throws<OperationCanceledException>(() => Train(Load(parts, keys), parts, stopAfter: stopAfter));
+            Assert.Throws<TrainingStoppedException>(() => Train(Load(parts, keys), parts, stopAfter: stopAfter));
             var rest = Train(Load(parts, keys), parts, resume: true);
             AssertSameFinal(whole, parts, $"async {isAsync}, staleness {staleness}, stopped after {stopAfter}");
             Assert.Equal(Enumerable.Range(stopAfter + 1, 5 - stopAfter).Select(s => (long)s), rest.History.Select(r => r.Step));
@@ -215,7 +215,7 @@ public class AsyncTrainerTests
         var dir = TempDir();
         try
         {
-            Assert.Throws<OperationCanceledException>(() =>
+            Assert.Throws<TrainingStoppedException>(() =>
                 Train(Load(dir, "training.max_steps=3", "training.async=true", "training.max_staleness=1"), dir, stopAfter: 1));
             var e = Assert.Throws<Rlhf.Shell.Engine.CheckpointException>(() =>
                 Train(Load(dir, "training.max_steps=3", "training.async=true", "training.max_staleness=2"), dir, resume: true));
