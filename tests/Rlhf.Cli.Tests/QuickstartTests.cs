@@ -287,4 +287,30 @@ public class QuickstartErrorTests
         var r = CommandErrorTests.Run("quickstart", "--quick", "--sync", "--quiet", "--config", dir, "--output", CommandErrorTests.TempDir());
         AssertOneLine(r, "generation.kv_cache_memory_mb", "holds 1 KV blocks", "set generation.kv_cache_memory_mb to at least");
     }
+
+    // The other online algorithms through the same pipeline (--quick, asynchronous, staleness 1): each raises the held-out
+    // gold reward of the SFT policy by more than 0.03 (seen: grpo +0.05, reinforce_pp +0.13, ppo +0.11, rloo +0.13 on 200
+    // prompts in [0, 1]). Best-of-K is left to the rule-reward test: on this proxy at the --quick budget it moves the gold
+    // reward by only ~0.01 (it over-optimises the reward model; see the staleness sweep in the README).
+    [Theory]
+    [InlineData("grpo")]
+    [InlineData("reinforce_pp")]
+    [InlineData("ppo")]
+    [InlineData("rloo")]
+    public void Each_algorithm_raises_the_held_out_gold_reward_over_the_sft_policy(string algorithm)
+    {
+        var dir = CommandErrorTests.TempDir();
+        try
+        {
+            var r = CommandErrorTests.Run("quickstart", "--quick", "--quiet", "--algorithm", algorithm, "--output", dir);
+            Assert.True(r.Code == 0, $"quickstart --algorithm {algorithm} failed ({r.Code}):\n{r.Err}");
+            var s = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json"))).RootElement;
+            Assert.Equal(algorithm, s.GetProperty("algorithm").GetString());
+            var sft = s.GetProperty("gold_reward_sft").GetDouble();
+            var final = s.GetProperty("gold_reward_final").GetDouble();
+            Assert.True(final > sft + 0.03, $"{algorithm}: held-out gold reward SFT {sft} → final {final}");
+            Assert.True(s.GetProperty("gold_win_rate").GetDouble() > 0.5, $"{algorithm}: gold win-rate {s.GetProperty("gold_win_rate")}");
+        }
+        finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
+    }
 }
