@@ -7,43 +7,13 @@ namespace Rlhf.Cli.Tests;
 /// <summary><c>rlhf launch</c> as a real process tree with small bash workers: failures, signals, SIGKILL of the launcher, huge lines.</summary>
 public class LauncherProcessTests
 {
-    private static string Rlhf => Path.Combine(AppContext.BaseDirectory, "rlhf.dll");
     private static string Worker(string name) => Path.Combine(AppContext.BaseDirectory, "Workers", name);
 
-    /// <summary>A running launcher with its output collected.</summary>
-    private sealed class Launch : IDisposable
+    /// <summary>A running launcher (outside any rendezvous environment) with its output collected.</summary>
+    private sealed class Launch(IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null)
+        : RlhfProcess("the launcher", ["launch", .. args],
+            ["RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "PET_NNODES", "PET_NPROC_PER_NODE", "SLURM_NNODES", "SLURM_NODEID", "NODE_RANK"], env)
     {
-        private readonly StringBuilder o = new();
-        private readonly StringBuilder e = new();
-        public Process P { get; }
-
-        public Launch(IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null)
-        {
-            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            psi.ArgumentList.Add(Rlhf);
-            psi.ArgumentList.Add("launch");
-            foreach (var a in args) psi.ArgumentList.Add(a);
-            foreach (var k in new[] { "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "PET_NNODES", "PET_NPROC_PER_NODE", "SLURM_NNODES", "SLURM_NODEID", "NODE_RANK" })
-                psi.Environment.Remove(k);
-            if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
-            P = new Process { StartInfo = psi };
-            P.OutputDataReceived += (_, d) => { if (d.Data is not null) lock (o) o.AppendLine(d.Data); };
-            P.ErrorDataReceived += (_, d) => { if (d.Data is not null) lock (e) e.AppendLine(d.Data); };
-            P.Start();
-            P.BeginOutputReadLine();
-            P.BeginErrorReadLine();
-        }
-
-        public string Out { get { lock (o) return o.ToString(); } }
-        public string Err { get { lock (e) return e.ToString(); } }
-
-        public int Wait(TimeSpan guard)
-        {
-            if (!P.WaitForExit(guard)) Assert.Fail($"hang guard: the launcher still runs after {guard.TotalSeconds} s\n{Out}\n{Err}");
-            P.WaitForExit();
-            return P.ExitCode;
-        }
-
         // Waits until stdout holds `count` matches of `pattern`.
         public List<int> WaitForPids(string pattern, int count, TimeSpan guard)
         {
@@ -57,12 +27,6 @@ public class LauncherProcessTests
             }
             Assert.Fail($"the workers did not report {count} pids\n{Out}\n{Err}");
             return [];
-        }
-
-        public void Dispose()
-        {
-            try { if (!P.HasExited) P.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-            P.Dispose();
         }
     }
 

@@ -11,7 +11,6 @@ namespace Rlhf.Cli.Tests;
 /// </summary>
 public class TrainResumeTests
 {
-    private static string Rlhf => Path.Combine(AppContext.BaseDirectory, "rlhf.dll");
     private static string Sft => Path.Combine(CommandErrorTests.RepoRoot, "configs", "sft.yaml");
 
     // A tiny SFT whose epochs (60 training examples, 16 per step: 3 steps) turn over several times, with a checkpoint every step.
@@ -21,32 +20,10 @@ public class TrainResumeTests
         "data.num_examples=64", "logging.tensorboard=false",
     ];
 
-    /// <summary>A running <c>rlhf train</c> with its output collected.</summary>
-    private sealed class Child : IDisposable
+    /// <summary>A running <c>rlhf train</c> (outside any launcher's restart environment) with its output collected.</summary>
+    private sealed class Child(IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null)
+        : RlhfProcess("rlhf train", args, ["RLHF_RESTART_COUNT", "TORCHELASTIC_RESTART_COUNT"], env)
     {
-        private readonly StringBuilder o = new();
-        private readonly StringBuilder e = new();
-        public Process P { get; }
-
-        public Child(IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null)
-        {
-            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            psi.ArgumentList.Add(Rlhf);
-            foreach (var a in args) psi.ArgumentList.Add(a);
-            psi.Environment.Remove("RLHF_RESTART_COUNT");
-            psi.Environment.Remove("TORCHELASTIC_RESTART_COUNT");
-            if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
-            P = new Process { StartInfo = psi };
-            P.OutputDataReceived += (_, d) => { if (d.Data is not null) lock (o) o.AppendLine(d.Data); };
-            P.ErrorDataReceived += (_, d) => { if (d.Data is not null) lock (e) e.AppendLine(d.Data); };
-            P.Start();
-            P.BeginOutputReadLine();
-            P.BeginErrorReadLine();
-        }
-
-        public string Out { get { lock (o) return o.ToString(); } }
-        public string Err { get { lock (e) return e.ToString(); } }
-
         /// <summary>Waits until stdout logged training step <paramref name="step"/>; false when the process ended first.</summary>
         public bool WaitForStep(long step, TimeSpan guard)
         {
@@ -60,19 +37,6 @@ public class TrainResumeTests
             }
             Assert.Fail($"hang guard: step {step} was not logged within {guard.TotalSeconds} s\n{Out}\n{Err}");
             return false;
-        }
-
-        public int Wait(TimeSpan guard)
-        {
-            if (!P.WaitForExit(guard)) Assert.Fail($"hang guard: rlhf train still runs after {guard.TotalSeconds} s\n{Out}\n{Err}");
-            P.WaitForExit();
-            return P.ExitCode;
-        }
-
-        public void Dispose()
-        {
-            try { if (!P.HasExited) P.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-            P.Dispose();
         }
     }
 

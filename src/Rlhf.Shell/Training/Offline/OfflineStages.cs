@@ -57,13 +57,7 @@ public static class OfflineStages
     public static OfflineResult Sft(RlhfConfig config, TrainingRun run)
     {
         var seed = config.Training.Seed;
-        var texts = TrainingData.Completions(config.Data, seed);                       // data errors before any model loads
-        var tokenizer = RoleModels.Tokenizer(config.Tokenizer, config.Model);
-        var encoder = PromptEncoder.From(tokenizer, config.Data, config.Tokenizer);
-        var train = texts.Train.Select(encoder.Encode).ToArray();
-        var eval = texts.Eval.Select(encoder.Encode).ToArray();
-        var device = RoleModels.Device(config.Training);
-        var (engine, layers) = RoleModels.Engine(RoleModels.Settings(config, ModelRole.ActorTrain), ModelHead.LanguageModel, config.Engine, unchecked((ulong)seed), device, frozen: false, GradientCheckpointing(config));
+        var (tokenizer, train, eval, device, engine, layers) = Open(config, TrainingData.Completions(config.Data, seed), (e, t) => e.Encode(t), ModelHead.LanguageModel);   // data errors before any model loads
         using var _ = engine;
         var objective = Objectives.Sft(config.Sft);
         var pad = PadId(tokenizer);
@@ -109,13 +103,7 @@ public static class OfflineStages
         if (config.RewardModel.UseMargin)
             throw new ArgumentException("reward_model.use_margin: the preference data layouts read here carry no per-pair margin; turn it off");
         var seed = config.Training.Seed;
-        var texts = TrainingData.Preferences(config.Data, seed);
-        var tokenizer = RoleModels.Tokenizer(config.Tokenizer, config.Model);
-        var encoder = PromptEncoder.From(tokenizer, config.Data, config.Tokenizer);
-        var train = texts.Train.Select(encoder.Encode).ToArray();
-        var eval = texts.Eval.Select(encoder.Encode).ToArray();
-        var device = RoleModels.Device(config.Training);
-        var (engine, layers) = RoleModels.Engine(RoleModels.Settings(config, ModelRole.ActorTrain), ModelHead.Score, config.Engine, unchecked((ulong)seed), device, frozen: false, GradientCheckpointing(config));
+        var (tokenizer, train, eval, device, engine, layers) = Open(config, TrainingData.Preferences(config.Data, seed), (e, t) => e.Encode(t), ModelHead.Score);
         using var _ = engine;
         var objective = Objectives.RewardModel(config.RewardModel);
         var pad = PadId(tokenizer);
@@ -144,13 +132,7 @@ public static class OfflineStages
     public static OfflineResult Dpo(RlhfConfig config, TrainingRun run)
     {
         var seed = config.Training.Seed;
-        var texts = TrainingData.Preferences(config.Data, seed);
-        var tokenizer = RoleModels.Tokenizer(config.Tokenizer, config.Model);
-        var encoder = PromptEncoder.From(tokenizer, config.Data, config.Tokenizer);
-        var train = texts.Train.Select(encoder.Encode).ToArray();
-        var eval = texts.Eval.Select(encoder.Encode).ToArray();
-        var device = RoleModels.Device(config.Training);
-        var (engine, layers) = RoleModels.Engine(RoleModels.Settings(config, ModelRole.ActorTrain), ModelHead.LanguageModel, config.Engine, unchecked((ulong)seed), device, frozen: false, GradientCheckpointing(config));
+        var (tokenizer, train, eval, device, engine, layers) = Open(config, TrainingData.Preferences(config.Data, seed), (e, t) => e.Encode(t), ModelHead.LanguageModel);
         using var _ = engine;
         // The reference is the initial policy (TRL: ref_model = a copy of the model before training), run frozen.
         var (reference, _) = RoleModels.Engine(RoleModels.Settings(config, ModelRole.Reference), ModelHead.LanguageModel, config.Engine, unchecked((ulong)seed), device, frozen: true, gradientCheckpointing: false);
@@ -177,6 +159,23 @@ public static class OfflineStages
     }
 
     // ------------------------------------------------------------------ the shared loop
+
+    /// <summary>
+    /// What every stage starts from: its data read and tokenised (data errors before any model loads), the device, and the
+    /// trainable <c>actor_train</c> model with <paramref name="head"/>.
+    /// </summary>
+    private static (ITokenizer Tokenizer, T[] Train, T[] Eval, Device Device, ZeroEngine Engine, TransformerLayers Layers) Open<TText, T>(
+        RlhfConfig config, DataSplit<TText> texts, Func<PromptEncoder, TText, T> encode, ModelHead head)
+    {
+        var tokenizer = RoleModels.Tokenizer(config.Tokenizer, config.Model);
+        var encoder = PromptEncoder.From(tokenizer, config.Data, config.Tokenizer);
+        var train = texts.Train.Select(t => encode(encoder, t)).ToArray();
+        var eval = texts.Eval.Select(t => encode(encoder, t)).ToArray();
+        var device = RoleModels.Device(config.Training);
+        var (engine, layers) = RoleModels.Engine(RoleModels.Settings(config, ModelRole.ActorTrain), head, config.Engine, unchecked((ulong)config.Training.Seed), device,
+            frozen: false, GradientCheckpointing(config));
+        return (tokenizer, train, eval, device, engine, layers);
+    }
 
     /// <summary>
     /// Optimizer steps of a stage: <c>training.max_steps</c> when set, else
