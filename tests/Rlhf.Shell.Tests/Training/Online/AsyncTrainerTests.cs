@@ -18,21 +18,10 @@ namespace Rlhf.Shell.Tests.Training.Online;
 [Collection(MemoryCollection.Name)]
 public class AsyncTrainerTests
 {
-    private const int MaxNewTokens = 4;
+    private static double LowIds(RewardSample s) => OnlineTrainerTests.LowIds(s);
 
-    private static double LowIds(RewardSample s) => s.CompletionIds.Count(id => id < 128) / (double)MaxNewTokens;
-
-    private static RlhfConfig Load(string dir, params string[] extra)
-    {
-        string[] overrides =
-        [
-            $"training.output_dir={dir}", "training.logging_steps=1", "training.learning_rate=0.01", "training.save_steps=0",
-            "data.task=copy", "data.task_min_digits=1", "data.task_max_digits=2", "data.num_examples=20",
-            $"generation.max_new_tokens={MaxNewTokens}", "generation.temperature=1.0", "reward.function=low_ids", .. extra,
-        ];
-        return ConfigLoader.Load(Path.Combine(TestPaths.Configs, "online_dpo.yaml"), overrides)
-            .Match(c => c, e => throw new Xunit.Sdk.XunitException(ConfigLoader.Format(e)));
-    }
+    private static RlhfConfig Load(string dir, params string[] extra) =>
+        OnlineTrainerTests.Load("online_dpo.yaml", dir, ["training.save_steps=0", "data.num_examples=20", .. extra]);
 
     private static string TempDir() => Path.Combine(Path.GetTempPath(), "rlhf-async-" + Guid.NewGuid().ToString("N"));
 

@@ -17,12 +17,13 @@ namespace Rlhf.Shell.Tests.Training.Online;
 [Collection(MemoryCollection.Name)]
 public class OnlineTrainerTests
 {
-    private const int MaxNewTokens = 4;
+    internal const int MaxNewTokens = 4;
 
     /// <summary>Fraction of the completion's <see cref="MaxNewTokens"/> positions holding an id below 128 (an ASCII byte).</summary>
-    private static double LowIds(RewardSample s) => s.CompletionIds.Count(id => id < 128) / (double)MaxNewTokens;
+    internal static double LowIds(RewardSample s) => s.CompletionIds.Count(id => id < 128) / (double)MaxNewTokens;
 
-    private static RlhfConfig Load(string file, string dir, params string[] extra)
+    /// <summary>An online config on the copy task with the <c>low_ids</c> rule reward; later overrides win.</summary>
+    internal static RlhfConfig Load(string file, string dir, params string[] extra)
     {
         string[] overrides =
         [
