@@ -220,7 +220,7 @@ public sealed class PagedGenerator : IDisposable
                 rowOf.Add(i);
             }
         }
-        var sampleLogits = identity ? logits : logits.IndexSelect(0, Torch.From(rowOf.ToArray()));
+        var sampleLogits = identity ? logits : logits.IndexSelect(0, Torch.From<long>(rowOf.ToArray(), null, logits.Device));
         var res = Sampler.Sample(sampleLogits, rows);
         Stats.GeneratedTokens += rows.Count;
 
