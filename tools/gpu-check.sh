@@ -15,6 +15,7 @@
 #                                #   4. the PyTorch eager peer of those training steps (bench/peers/gpu_pytorch.py)
 #                                #   5. `rlhf quickstart --quick`, then the whole default quickstart (training.device auto → cuda)
 #                                # and writes $OUT/gpu-check.md (the tables) and $OUT/gpu-check.log (everything).
+#   tools/gpu-check.sh device-tests  # there: the binding tests on cuda:0 only, one process per test class
 #   tools/gpu-check.sh local     # here, no GPU: the device phase's steps against the staged app and this machine's
 #                                # shim, on the CPU — checks the script and the staging up to the point that needs a GPU.
 set -uo pipefail
@@ -123,6 +124,31 @@ device() {
   report
 }
 
+# The binding tests on cuda:0 one test class per process: a device-side assert (an out-of-range index reaching a CUDA
+# kernel) leaves that process's CUDA context unusable, so isolating classes keeps one such test from failing the rest.
+device_tests() {
+  OUTDIR=${OUT:-/tmp/gpu-check-out}; mkdir -p "$OUTDIR"
+  exec > >(tee "$OUTDIR/gpu-tests.log") 2>&1
+  unpack
+  local prefix nccl
+  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  nccl=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
+  build_shim "$prefix" "$nccl" || exit 1
+  export RLHF_NATIVE_DIR="$PWD/native/build-gpu" LD_LIBRARY_PATH="$prefix/../../lib:${LD_LIBRARY_PATH:-}" RLHF_DEFAULT_DEVICE=cuda:0
+  local app=$WORK/app c
+  echo "| class | passed | failed | skipped | seconds |" > "$OUTDIR/tests-cuda-by-class.md"
+  echo "|---|---|---|---|---|" >> "$OUTDIR/tests-cuda-by-class.md"
+  for c in $(sed -n 's/^public \(sealed \)\?class \([A-Za-z]*Tests\).*/\2/p' tests/Rlhf.Torch.Tests/*.cs | sort -u); do
+    timeout 60 "$app/rlhf-testrunner" --filter "Rlhf.Torch.Tests.$c." --report "$WORK/$c.md" \
+      --exclude Index_select_and_gather --exclude Cross_entropy_matches_log_sum_exp_minus_target_logit \
+      "$app/tests/torch/Rlhf.Torch.Tests.dll" || true
+    [ -f "$WORK/$c.md" ] && sed -n 3p "$WORK/$c.md" | sed "s/| Rlhf.Torch.Tests |/| $c |/" >> "$OUTDIR/tests-cuda-by-class.md" \
+      || echo "| $c | (crashed) | | | |" >> "$OUTDIR/tests-cuda-by-class.md"
+    [ -f "$WORK/$c.md" ] && sed -n '/^Failed/,$p' "$WORK/$c.md" >> "$OUTDIR/tests-cuda-failures.md"
+  done
+  cat "$OUTDIR/tests-cuda-by-class.md"; cat "$OUTDIR/tests-cuda-failures.md" 2>/dev/null
+}
+
 local_check() {
   OUTDIR=/tmp/gpu-check-local; rm -rf "$OUTDIR"; mkdir -p "$OUTDIR"
   unpack
@@ -134,6 +160,7 @@ local_check() {
 case "${1:-}" in
   prepare) prepare ;;
   device) device ;;
+  device-tests) device_tests ;;
   local) local_check ;;
-  *) echo "usage: tools/gpu-check.sh prepare|device|local" >&2; exit 2 ;;
+  *) echo "usage: tools/gpu-check.sh prepare|device|device-tests|local" >&2; exit 2 ;;
 esac
