@@ -106,4 +106,41 @@ public class OnlineTrainingTests
         }
         finally { Directory.Delete(root, recursive: true); }
     }
+
+    private static void Launch(string dir, string[] extra) =>
+        Run(new[] { Cluster.RlhfDll, "launch", "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port", Cluster.FreePort().ToString(), "--", "dotnet" }
+            .Concat(Train(dir, 8, 2, extra)), TimeSpan.FromSeconds(300));
+
+    /// <summary>
+    /// The asynchronous loop on two ranks: each rank's generator thread samples from its own snapshot of the live weights (stage 3:
+    /// gathered on the trainer thread when a version is published), so at staleness 0 the run ends bit for bit on the two-rank
+    /// synchronous weights; at staleness 1 both ranks train step s on the version after step s − 2 (the staleness rule reads
+    /// only versions the loop fixed, so the ranks agree and their collectives stay in step) and the run finishes.
+    /// </summary>
+    [Theory]
+    [InlineData("zero0", "step")]
+    [InlineData("zero3", "inflight")]
+    public void Two_rank_asynchronous_online_dpo_at_staleness_zero_ends_on_the_two_rank_synchronous_weights(string stage, string mode)
+    {
+        var root = Results.TempDir();
+        try
+        {
+            string[] zero = stage == "zero3" ? ["deepspeed_zero0.zero_optimization.stage=3"] : [];
+            string sync = Path.Combine(root, "sync"), async0 = Path.Combine(root, "async0"), async1 = Path.Combine(root, "async1");
+            Launch(sync, zero);
+            Launch(async0, [.. zero, "training.async=true", "training.max_staleness=0", $"training.async_mode={mode}"]);
+            Launch(async1, [.. zero, "training.async=true", "training.max_staleness=1", $"training.async_mode={mode}"]);
+
+            foreach (var file in new[] { "model.safetensors", "config.json" })
+                Assert.True(File.ReadAllBytes(Path.Combine(sync, "final", file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(async0, "final", file))),
+                    $"2 ranks ({stage}, {mode}): final/{file} of the asynchronous run at staleness 0 differs from the synchronous run's");
+            Assert.Equal([0.0, 0.0, 0.0], Logged(async0, "async/staleness_max"));
+            Assert.Equal([0.0, 1.0, 1.0], Logged(async1, "async/staleness_max"));
+            Assert.Equal([0.0, 0.0, 0.0], Logged(async1, "async/dropped_stale"));
+            // Not vacuous: a version of lag changes what was trained.
+            Assert.False(File.ReadAllBytes(Path.Combine(sync, "final", "model.safetensors")).AsSpan()
+                .SequenceEqual(File.ReadAllBytes(Path.Combine(async1, "final", "model.safetensors"))), "staleness 1 must change the trained weights");
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
 }
