@@ -143,4 +143,38 @@ public class OnlineTrainingTests
         }
         finally { Directory.Delete(root, recursive: true); }
     }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)));
+        foreach (var d in Directory.GetDirectories(from)) CopyDirectory(d, Path.Combine(to, Path.GetFileName(d)));
+    }
+
+    /// <summary>
+    /// Each rank checkpoints its own share of the rollouts generated ahead: a two-rank asynchronous run resumed from its step-1
+    /// checkpoint (rank 1 reading its own queued rollouts for step 2, not rank 0's) ends with the bytes of the run that went on.
+    /// </summary>
+    [Fact]
+    public void Two_rank_asynchronous_run_resumed_with_queued_rollouts_ends_on_the_uninterrupted_weights()
+    {
+        var root = Results.TempDir();
+        try
+        {
+            string whole = Path.Combine(root, "whole"), parts = Path.Combine(root, "parts");
+            string[] keys = ["training.async=true", "training.max_staleness=1", "training.save_steps=1"];
+            Launch(whole, keys);
+            Assert.True(File.Exists(Path.Combine(whole, "checkpoints", "global_step1", "online_state_rank1.json")), "rank 1 wrote no queued rollouts");
+            // The run as it stood after step 1: its checkpoints up to there, no final weights.
+            CopyDirectory(whole, parts);
+            Directory.Delete(Path.Combine(parts, "final"), recursive: true);
+            foreach (var tag in new[] { "global_step2", "global_step3" }) Directory.Delete(Path.Combine(parts, "checkpoints", tag), recursive: true);
+            File.WriteAllText(Path.Combine(parts, "checkpoints", "latest"), "global_step1");
+            Launch(parts, [.. keys, "--resume"]);
+            Assert.True(File.ReadAllBytes(Path.Combine(whole, "final", "model.safetensors")).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(parts, "final", "model.safetensors"))),
+                "resumed after step 1: final weights differ from the uninterrupted run's");
+            Assert.Equal(Logged(whole, "objective/scores"), Logged(parts, "objective/scores"));
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
 }
