@@ -215,14 +215,16 @@ public class AsyncTrainerTests
         finally { Cleanup(whole, parts); }
     }
 
-    [Fact]
-    public void In_flight_updates_record_token_versions_no_older_than_the_sequence_and_no_newer_than_the_trainer()
+    [Theory]
+    [InlineData("keep")]
+    [InlineData("recompute")]
+    public void In_flight_updates_record_token_versions_no_older_than_the_sequence_and_no_newer_than_the_trainer(string kv)
     {
         var dir = TempDir();
         try
         {
             var run = Train(Load(dir, "training.max_steps=4", "training.async=true", "training.max_staleness=1", "training.async_mode=inflight",
-                "generation.max_new_tokens=16"), dir);
+                $"training.kv_on_update={kv}", "generation.max_new_tokens=16"), dir);
             Assert.Equal(4, run.History.Count);
             foreach (var r in run.History)
             {
@@ -234,6 +236,21 @@ public class AsyncTrainerTests
             }
         }
         finally { Cleanup(dir); }
+    }
+
+    [Fact]
+    public void Kv_recompute_is_refused_where_the_generator_never_adopts_weights_mid_sequence()
+    {
+        var dir = TempDir();
+        foreach (var keys in new[] { new[] { "training.async=false" }, ["training.async=true", "training.async_mode=step"] })
+        {
+            var e = Assert.Throws<NotSupportedException>(() => OnlineTrainer.CheckSupported(Load(dir, [.. keys, "training.kv_on_update=recompute"])));
+            Assert.Contains("training.kv_on_update", e.Message);
+            Assert.Contains("async_mode=inflight", e.Message);
+        }
+        OnlineTrainer.CheckSupported(Load(dir, "training.async=true", "training.async_mode=inflight", "training.kv_on_update=recompute"));
+        OnlineTrainer.CheckSupported(Load(dir, "training.async=true", "distributed.world_size=2"));   // many ranks are no longer refused
+        Cleanup(dir);
     }
 
     [Fact]
