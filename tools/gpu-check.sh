@@ -16,6 +16,7 @@
 #                                #   5. `rlhf quickstart --quick`, then the whole default quickstart (training.device auto → cuda)
 #                                # and writes $OUT/gpu-check.md (the tables) and $OUT/gpu-check.log (everything).
 #   tools/gpu-check.sh device-tests  # there: the binding tests on cuda:0 only, one process per test class
+#   tools/gpu-check.sh device-bench SUITE [ARGS]  # there: one bench suite on the GPU machine
 #   tools/gpu-check.sh local     # here, no GPU: the device phase's steps against the staged app and this machine's
 #                                # shim, on the CPU — checks the script and the staging up to the point that needs a GPU.
 set -uo pipefail
@@ -149,6 +150,36 @@ device_tests() {
   cat "$OUTDIR/tests-cuda-by-class.md"; cat "$OUTDIR/tests-cuda-failures.md" 2>/dev/null
 }
 
+# One bench suite on the GPU machine, e.g. `tools/gpu-check.sh device-bench async 100 2 training.learning_rate=0.003`.
+device_bench() {
+  OUTDIR=${OUT:-/tmp/gpu-check-out}; mkdir -p "$OUTDIR"
+  exec > >(tee "$OUTDIR/gpu-bench.log") 2>&1
+  unpack
+  local prefix nccl
+  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  nccl=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
+  build_shim "$prefix" "$nccl" || exit 1
+  export RLHF_NATIVE_DIR="$PWD/native/build-gpu" LD_LIBRARY_PATH="$prefix/../../lib:${LD_LIBRARY_PATH:-}"
+  "$WORK/app/Rlhf.Bench" "$@"
+}
+
+# The quickstart's pipeline and the async bench with training.device=cuda (the shipped quickstart configs say cpu).
+device_cuda_runs() {
+  OUTDIR=${OUT:-/tmp/gpu-check-out}; mkdir -p "$OUTDIR"
+  exec > >(tee "$OUTDIR/gpu-cuda-runs.log") 2>&1
+  unpack
+  local prefix nccl
+  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  nccl=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
+  build_shim "$prefix" "$nccl" || exit 1
+  export RLHF_NATIVE_DIR="$PWD/native/build-gpu" LD_LIBRARY_PATH="$prefix/../../lib:${LD_LIBRARY_PATH:-}"
+  cp -r configs/quickstart "$WORK/qc" && sed -i 's/^  device: cpu/  device: cuda/' "$WORK"/qc/*.yaml && grep -n "device:" "$WORK"/qc/*.yaml
+  step "rlhf quickstart --quick on cuda" 80 "$WORK/app/rlhf" quickstart --quick --quiet --config "$WORK/qc" --output "$WORK/q"
+  cp "$WORK/q/summary.json" "$OUTDIR/quickstart-cuda-summary.json" 2>/dev/null || true
+  step "bench async on cuda" 60 "$WORK/app/Rlhf.Bench" async 30 1 training.learning_rate=0.003 training.device=cuda
+  printf '%s\n' "${SUMMARY[@]}"
+}
+
 local_check() {
   OUTDIR=/tmp/gpu-check-local; rm -rf "$OUTDIR"; mkdir -p "$OUTDIR"
   unpack
@@ -161,6 +192,8 @@ case "${1:-}" in
   prepare) prepare ;;
   device) device ;;
   device-tests) device_tests ;;
+  device-cuda-runs) device_cuda_runs ;;
+  device-bench) shift; device_bench "$@" ;;
   local) local_check ;;
   *) echo "usage: tools/gpu-check.sh prepare|device|device-tests|local" >&2; exit 2 ;;
 esac
