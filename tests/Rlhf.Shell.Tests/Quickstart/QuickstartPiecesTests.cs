@@ -152,6 +152,24 @@ public class QuickstartPiecesTests
     }
 
     [Fact]
+    public void Each_online_algorithm_of_the_recipe_trains_at_its_own_sections_learning_rate()
+    {
+        // online.yaml sets the rate per algorithm (best-of-K, with no KL term, needs a smaller step than the others); a
+        // training.learning_rate would override every section's rate and silently give best-of-K the others' step.
+        var configs = Path.Combine(TestPaths.Configs, "quickstart");
+        var output = Path.Combine(Path.GetTempPath(), "rlhf-qs-" + Guid.NewGuid().ToString("N"));
+        var rates = new Dictionary<string, double>();
+        foreach (var quick in new[] { false, true })
+            foreach (var algorithm in QuickstartPipeline.Algorithms)
+            {
+                var online = QuickstartPipeline.Load(new QuickstartOptions(configs, output, Quick: quick, Algorithm: algorithm)).Online;
+                Assert.Equal(ConfigResolver.AlgorithmDefaults(online).LearningRate, online.Training.LearningRate);
+                rates[algorithm] = online.Training.LearningRate!.Value;
+            }
+        Assert.True(rates["bok"] < rates["online_dpo"], $"best-of-K trains at {rates["bok"]}, online DPO at {rates["online_dpo"]}");
+    }
+
+    [Fact]
     public void The_shipped_recipe_loads_with_the_pipelines_paths_and_the_full_budget_exceeds_the_quick_one()
     {
         var configs = Path.Combine(TestPaths.Configs, "quickstart");
