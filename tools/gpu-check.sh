@@ -13,7 +13,8 @@
 #                                #   3. bench `gpu`: matmul peaks, GPU-vs-CPU parity, bf16 training steps, paged
 #                                #      generation vs static batch, a single-rank NCCL group
 #                                #   4. the PyTorch eager peer of those training steps (bench/peers/gpu_pytorch.py)
-#                                #   5. `rlhf quickstart --quick`, then the whole default quickstart (training.device auto → cuda)
+#                                #   5. `rlhf quickstart --quick`, the whole quickstart (configs copied with device: cuda)
+#                                #      and `bench async` (asynchronous vs synchronous online DPO) on cuda
 #                                # and writes $OUT/gpu-check.md (the tables) and $OUT/gpu-check.log (everything).
 #   tools/gpu-check.sh device-tests  # there: the binding tests on cuda:0 only, one process per test class
 #   tools/gpu-check.sh device-bench SUITE [ARGS]  # there: one bench suite on the GPU machine
@@ -85,10 +86,16 @@ run_checks() {   # $1: app folder, $2: device for the bench (cuda:0 or cpu)
   if [ "$dev" != cpu ]; then
     step "PyTorch eager peer" 150 bash -c 'cd bench/peers && PYTHONUNBUFFERED=1 python3 gpu_pytorch.py | tee "$0"' "$OUTDIR/peer-gpu.txt"
   fi
-  step "rlhf quickstart --quick" 300 "$app/rlhf" quickstart --quick --quiet --output "$WORK/quickstart-quick"
-  if [ "$dev" != cpu ]; then   # the whole default pipeline (./rlhf.sh) too: on a GPU it takes about as long as --quick on a CPU
-    step "rlhf quickstart" 240 "$app/rlhf" quickstart --quiet --output "$WORK/quickstart"
+  # The shipped quickstart configs say `device: cpu`: a copy says cuda on the GPU.
+  local qc=configs/quickstart
+  if [ "$dev" != cpu ]; then
+    qc=$WORK/qc; cp -r configs/quickstart "$qc" && sed -i 's/^  device: cpu/  device: cuda/' "$qc"/*.yaml
+  fi
+  step "rlhf quickstart --quick ($dev)" 300 "$app/rlhf" quickstart --quick --quiet --config "$qc" --output "$WORK/quickstart-quick"
+  if [ "$dev" != cpu ]; then   # the whole default pipeline (./rlhf.sh) too, and the asynchronous loop against the synchronous one
+    step "rlhf quickstart ($dev)" 240 "$app/rlhf" quickstart --quiet --config "$qc" --output "$WORK/quickstart"
     cp "$WORK/quickstart/summary.json" "$OUTDIR/quickstart-summary.json" 2>/dev/null || true
+    step "bench async ($dev)" 120 "$app/Rlhf.Bench" async 30 2 training.learning_rate=0.003 training.device=cuda
   fi
 }
 
@@ -102,25 +109,33 @@ report() {
   cat "$OUTDIR/gpu-check.md"
 }
 
+# Builds native/ against the image's libtorch and points the app at it (exits when the shim does not build).
+device_shim() {
+  local prefix nccl
+  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  nccl=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
+  echo "libtorch prefix: $prefix; nccl.h in: ${nccl:-(not found)}"
+  build_shim "$prefix" "$nccl" || { echo "the shim did not build against this libtorch (errors above; full log cmake.log)"; exit 1; }
+  export RLHF_NATIVE_DIR="$PWD/native/build-gpu" LD_LIBRARY_PATH="$prefix/../../lib:${LD_LIBRARY_PATH:-}"
+}
+
 unpack() {
   WORK=$(mktemp -d)
   tar -C "$WORK" -xJf "$STAGE/app.tar.xz" || { echo "no staged app: run tools/gpu-check.sh prepare here first" >&2; exit 1; }
 }
 
-device() {
+# On the GPU machine: $OUT/LOG gets everything printed; the staged app is unpacked and the shim built.
+device_start() {
   OUTDIR=${OUT:-/tmp/gpu-check-out}; mkdir -p "$OUTDIR"
-  exec > >(tee "$OUTDIR/gpu-check.log") 2>&1
+  exec > >(tee "$OUTDIR/$1") 2>&1
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  unpack
-  local prefix nccl
-  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-  nccl=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
-  echo "libtorch prefix: $prefix; nccl.h in: ${nccl:-(not found)}"
-  build_shim "$prefix" "$nccl" || { echo "the shim did not build against this libtorch (errors above; full log cmake.log)"; exit 1; }
-  export RLHF_NATIVE_DIR="$PWD/native/build-gpu"
-  export LD_LIBRARY_PATH="$prefix/../../lib:${LD_LIBRARY_PATH:-}"
-  export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_gcServer=0
+  unpack
+  device_shim
+}
+
+device() {
+  device_start gpu-check.log
   run_checks "$WORK/app" cuda:0
   report
 }
@@ -128,14 +143,8 @@ device() {
 # The binding tests on cuda:0 one test class per process: a device-side assert (an out-of-range index reaching a CUDA
 # kernel) leaves that process's CUDA context unusable, so isolating classes keeps one such test from failing the rest.
 device_tests() {
-  OUTDIR=${OUT:-/tmp/gpu-check-out}; mkdir -p "$OUTDIR"
-  exec > >(tee "$OUTDIR/gpu-tests.log") 2>&1
-  unpack
-  local prefix nccl
-  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-  nccl=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
-  build_shim "$prefix" "$nccl" || exit 1
-  export RLHF_NATIVE_DIR="$PWD/native/build-gpu" LD_LIBRARY_PATH="$prefix/../../lib:${LD_LIBRARY_PATH:-}" RLHF_DEFAULT_DEVICE=cuda:0
+  device_start gpu-tests.log
+  export RLHF_DEFAULT_DEVICE=cuda:0
   local app=$WORK/app c
   echo "| class | passed | failed | skipped | seconds |" > "$OUTDIR/tests-cuda-by-class.md"
   echo "|---|---|---|---|---|" >> "$OUTDIR/tests-cuda-by-class.md"
@@ -152,27 +161,13 @@ device_tests() {
 
 # One bench suite on the GPU machine, e.g. `tools/gpu-check.sh device-bench async 100 2 training.learning_rate=0.003`.
 device_bench() {
-  OUTDIR=${OUT:-/tmp/gpu-check-out}; mkdir -p "$OUTDIR"
-  exec > >(tee "$OUTDIR/gpu-bench.log") 2>&1
-  unpack
-  local prefix nccl
-  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-  nccl=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
-  build_shim "$prefix" "$nccl" || exit 1
-  export RLHF_NATIVE_DIR="$PWD/native/build-gpu" LD_LIBRARY_PATH="$prefix/../../lib:${LD_LIBRARY_PATH:-}"
+  device_start gpu-bench.log
   "$WORK/app/Rlhf.Bench" "$@"
 }
 
 # The quickstart's pipeline and the async bench with training.device=cuda (the shipped quickstart configs say cpu).
 device_cuda_runs() {
-  OUTDIR=${OUT:-/tmp/gpu-check-out}; mkdir -p "$OUTDIR"
-  exec > >(tee "$OUTDIR/gpu-cuda-runs.log") 2>&1
-  unpack
-  local prefix nccl
-  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-  nccl=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
-  build_shim "$prefix" "$nccl" || exit 1
-  export RLHF_NATIVE_DIR="$PWD/native/build-gpu" LD_LIBRARY_PATH="$prefix/../../lib:${LD_LIBRARY_PATH:-}"
+  device_start gpu-cuda-runs.log
   cp -r configs/quickstart "$WORK/qc" && sed -i 's/^  device: cpu/  device: cuda/' "$WORK"/qc/*.yaml && grep -n "device:" "$WORK"/qc/*.yaml
   step "rlhf quickstart --quick on cuda" 80 "$WORK/app/rlhf" quickstart --quick --quiet --config "$WORK/qc" --output "$WORK/q"
   cp "$WORK/q/summary.json" "$OUTDIR/quickstart-cuda-summary.json" 2>/dev/null || true
