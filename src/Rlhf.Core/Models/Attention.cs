@@ -43,12 +43,24 @@ public sealed class CausalAttention(Tensor? paddingMask = null) : IAttention
     /// <summary>The padding mask [B, T], or null for none.</summary>
     public Tensor? PaddingMask { get; } = paddingMask;
 
+    /// <summary>The settings a blocked mask depends on besides the padding mask: length and device.</summary>
+    private readonly record struct MaskKey(long Length, Device Device);
+
+    [ThreadStatic] private static InputMemo<MaskKey>? maskMemo;
+
     /// <inheritdoc />
     public Tensor Attend(int layer, Tensor q, Tensor k, Tensor v, double scale)
     {
         using var scope = Torch.NewScope();
-        var allowed = Attention.CausalMask(q.Size(2), PaddingMask, q.Device);     // [B|1, 1, T, T]
-        return Attention.ScaledDotProduct(q, k, v, allowed, scale).MoveToOuter();
+        long t = q.Size(2);
+        // The "not allowed" mask, built once for all layers of a forward (and kept while the padding mask stays equal).
+        maskMemo ??= new InputMemo<MaskKey>();
+        var blocked = maskMemo.GetOrBuild(new MaskKey(t, q.Device), PaddingMask, () =>
+        {
+            using var s = Torch.NewScope();
+            return [Attention.CausalMask(t, PaddingMask, q.Device).LogicalNot().MoveToOuter()];      // [B|1, 1, T, T]
+        })[0];
+        return Attention.ScaledDotProductBlocked(q, k, v, blocked, scale).MoveToOuter();
     }
 }
 
@@ -80,6 +92,17 @@ public static class Attention
     public static Tensor ScaledDotProduct(Tensor q, Tensor k, Tensor v, Tensor? allowed, double scale)
     {
         using var scope = Torch.NewScope();
+        return ScaledDotProductBlocked(q, k, v, allowed?.LogicalNot(), scale).MoveToOuter();
+    }
+
+    /// <summary>
+    /// <see cref="ScaledDotProduct"/> with the complement mask: <paramref name="blocked"/> true where attention is NOT allowed
+    /// (broadcastable to [B, H, Tq, Tk]), or null. The scores are scaled and masked in place: the matmul's output is not
+    /// saved for backward, so autograd allows it, and it saves two [B, H, Tq, Tk] allocations per layer.
+    /// </summary>
+    internal static Tensor ScaledDotProductBlocked(Tensor q, Tensor k, Tensor v, Tensor? blocked, double scale)
+    {
+        using var scope = Torch.NewScope();
         long h = q.Size(1), kv = k.Size(1);
         if (h % kv != 0) throw new ArgumentException($"query heads {h} are not a multiple of key/value heads {kv}");
         if (kv != h)
@@ -91,9 +114,11 @@ public static class Attention
             v = v.Unsqueeze(2).Expand(b, kv, rep, tk, hd).Reshape(b, h, tk, hd);
         }
         var work = q.Dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-        var scores = q.Matmul(k.Transpose(-2, -1)).Mul(scale).To(work);         // [B, H, Tq, Tk]
-        if (allowed is not null) scores = scores.MaskedFill(allowed.LogicalNot(), work == ScalarType.Float64 ? double.MinValue : float.MinValue);
-        var probs = scores.Softmax(-1).To(q.Dtype);
+        var scores = q.Matmul(k.Transpose(-2, -1)).Mul_(scale);                  // [B, H, Tq, Tk]
+        if (scores.Dtype != work) scores = scores.To(work);
+        if (blocked is not null) scores.MaskedFill_(blocked, work == ScalarType.Float64 ? double.MinValue : float.MinValue);
+        var probs = scores.Softmax(-1);
+        if (probs.Dtype != q.Dtype) probs = probs.To(q.Dtype);
         return probs.Matmul(v).MoveToOuter();                                    // [B, H, Tq, hd]
     }
 }

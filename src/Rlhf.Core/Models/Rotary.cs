@@ -112,6 +112,35 @@ public static class Rotary
         return Tables(positions, inv, attentionFactor, dtype);
     }
 
+    /// <summary>The settings a rotary table depends on besides the positions: frequencies, attention factor, dtype, device.</summary>
+    private sealed record TableKey(double[] InverseFrequencies, double AttentionFactor, ScalarType Dtype, Device Device) : IEquatable<TableKey>
+    {
+        public bool Equals(TableKey? other) => other is not null && AttentionFactor == other.AttentionFactor && Dtype == other.Dtype &&
+                                               Device == other.Device && InverseFrequencies.AsSpan().SequenceEqual(other.InverseFrequencies);
+
+        public override int GetHashCode() => HashCode.Combine(InverseFrequencies.Length, AttentionFactor, Dtype, Device);
+    }
+
+    [ThreadStatic] private static InputMemo<TableKey>? tableMemo;
+
+    /// <summary>
+    /// <see cref="Tables(Tensor, ModelConfig, ScalarType)"/> built once for all layers of a forward and kept across forwards
+    /// while the positions (by contents on CPU), frequencies, dtype and device stay the same: each [B, 1, T, r]. The tables
+    /// belong to a per-thread memo: use them, do not dispose them.
+    /// </summary>
+    public static (Tensor Cos, Tensor Sin) CachedTables(Tensor positions, ModelConfig config, ScalarType dtype)
+    {
+        var seqLen = config.RopeScaling is DynamicRopeScaling && positions.NumEl > 0 ? positions.Max().ItemLong() + 1 : 0;
+        var (inv, attentionFactor) = Frequencies(config.RotaryDim, config.RopeTheta, config.RopeScaling, config.MaxPositionEmbeddings, seqLen);
+        tableMemo ??= new InputMemo<TableKey>();
+        var t = tableMemo.GetOrBuild(new TableKey(inv, attentionFactor, dtype, positions.Device), positions, () =>
+        {
+            var (cos, sin) = Tables(positions, inv, attentionFactor, dtype);
+            return [cos, sin];
+        });
+        return (t[0], t[1]);
+    }
+
     /// <summary>
     /// cos and sin tables for int64 positions [B, T] from inverse frequencies [r/2]: each [B, 1, T, r] in <paramref name="dtype"/>,
     /// multiplied by <paramref name="attentionFactor"/> (YaRN). Angles are computed in float32 (float64 when dtype is float64), as HF does.

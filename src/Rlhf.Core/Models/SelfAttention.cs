@@ -23,7 +23,7 @@ public static class SelfAttention
         var (q, k, v) = recipe.QueryKeyValue(w, p, x);                                                  // [B, H, T, hd], [B, KV, T, hd] ×2
         if (c.RotaryDim > 0)
         {
-            var (cos, sin) = Rotary.Tables(positions, c, q.Dtype);                                      // [B, 1, T, r]
+            var (cos, sin) = Rotary.CachedTables(positions, c, q.Dtype);                                // [B, 1, T, r], once per forward
             q = Rotary.Apply(q, cos, sin);
             k = Rotary.Apply(k, cos, sin);
         }

@@ -30,6 +30,8 @@ public sealed class PagedAttentionMetadata : IDisposable
         public long G, MaxQ, MaxCtx;
         public Tensor? QueryIndex;   // [G·maxQ] flat token row of each padded query (null: the group is the whole batch in order, maxQ = 1)
         public Tensor KeySlots = null!;      // [G·maxCtx] cache slot of each key position (padding → a valid slot, masked)
+        public Tensor? KeyRows;      // [G·KV·maxCtx] row of each (sequence, key/value head, key position) in the cache's [slots·KV, hd] view
+        public long KeyRowsKv;       // the KV that KeyRows was built for
         public Tensor Blocked = null!;       // [G, 1, 1, maxQ, maxCtx] bool: true where attention is NOT allowed
         public Tensor? OutIndex;     // [Ng] padded row of each of the group's tokens, in flat order (null: identity)
         public Tensor? TokenIndex;   // [Ng] flat rows of the group's tokens (null when the group is the whole batch)
@@ -187,13 +189,19 @@ public sealed class PagedAttentionMetadata : IDisposable
         var rep = h / kv;
         var work = q.Dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
         Tensor? result = null;
+        var kRows = kSlots.View(-1, hd);                                                            // [slots·KV, hd]
+        var vRows = vSlots.View(-1, hd);
         foreach (var g in Groups)
         {
             var qg = g.QueryIndex is null ? q : q.IndexSelect(0, g.QueryIndex);                     // [G·maxQ, H, hd]
             qg = qg.Reshape(g.G, g.MaxQ, kv, rep, hd).Permute(0, 2, 3, 1, 4)
                    .Reshape(g.G, kv, rep * g.MaxQ, hd);                                             // [G, KV, rep·maxQ, hd]
-            var kg = kSlots.IndexSelect(0, g.KeySlots).View(g.G, g.MaxCtx, kv, hd).Permute(0, 2, 3, 1);  // [G, KV, hd, maxCtx]
-            var vg = vSlots.IndexSelect(0, g.KeySlots).View(g.G, g.MaxCtx, kv, hd).Permute(0, 2, 1, 3);  // [G, KV, maxCtx, hd]
+            // One gather per layer straight into [G, KV, maxCtx, hd] (row slot·KV + j of the flat cache), so both products
+            // below run on contiguous batches; gathering [G, maxCtx, KV, hd] and permuting made libtorch copy each operand
+            // again inside matmul (measured 3.9 → 2.2 ms per layer for 64 decodes at context 160, one thread).
+            var rows = KeyRows(g, kv);
+            var kg = kRows.IndexSelect(0, rows).View(g.G, kv, g.MaxCtx, hd).Transpose(2, 3);         // [G, KV, hd, maxCtx]
+            var vg = vRows.IndexSelect(0, rows).View(g.G, kv, g.MaxCtx, hd);                         // [G, KV, maxCtx, hd]
             var scores = qg.Matmul(kg.To(qg.Dtype)).To(work).Mul_(scale)
                            .View(g.G, kv, rep, g.MaxQ, g.MaxCtx);                                  // [G, KV, rep, maxQ, maxCtx]
             scores.MaskedFill_(g.Blocked, work == ScalarType.Float64 ? double.MinValue : float.MinValue);
@@ -206,6 +214,21 @@ public sealed class PagedAttentionMetadata : IDisposable
             result.IndexCopy_(0, g.TokenIndex, og);
         }
         return result!.MoveToOuter();                                                               // [N, H, hd]
+    }
+
+    /// <summary>
+    /// The group's cache rows in [G, KV, maxCtx] order for a cache of <paramref name="kv"/> key/value heads:
+    /// row = slot · KV + j. Built on the first layer's call and shared by the others.
+    /// </summary>
+    private Tensor KeyRows(Group g, long kv)
+    {
+        if (g.KeyRows is not null && g.KeyRowsKv == kv) return g.KeyRows;
+        using var scope = Torch.NewScope();
+        var heads = Torch.Arange(kv, device: g.KeySlots.Device).View(1, kv, 1);                     // [1, KV, 1]
+        var rows = (g.KeySlots.View(g.G, 1, g.MaxCtx) * kv + heads).Reshape(-1);                    // [G·KV·maxCtx]
+        g.KeyRows = Keep(rows);
+        g.KeyRowsKv = kv;
+        return g.KeyRows;
     }
 
     /// <summary>Frees the index tensors.</summary>
