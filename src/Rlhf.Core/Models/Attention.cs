@@ -48,6 +48,9 @@ public sealed class CausalAttention(Tensor? paddingMask = null) : IAttention
 
     [ThreadStatic] private static InputMemo<MaskKey>? maskMemo;
 
+    /// <summary>Frees this thread's memoised mask.</summary>
+    internal static void ReleaseThreadMemo() => maskMemo?.Clear();
+
     /// <inheritdoc />
     public Tensor Attend(int layer, Tensor q, Tensor k, Tensor v, double scale)
     {

@@ -38,6 +38,16 @@ internal sealed class InputMemo<TKey> where TKey : IEquatable<TKey>
         return values;
     }
 
+    /// <summary>Frees the entry (a thread that ran forwards calls this before it ends, or its entry outlives it).</summary>
+    public void Clear()
+    {
+        foreach (var t in values) t.Dispose();
+        values = [];
+        key = default;
+        input = null;
+        contents = null;
+    }
+
     private bool Matches(TKey settings, Tensor? source)
     {
         if (values.Length == 0 || key is null || !key.Equals(settings) || values.Any(v => v.IsDisposed)) return false;

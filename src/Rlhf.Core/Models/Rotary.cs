@@ -123,6 +123,9 @@ public static class Rotary
 
     [ThreadStatic] private static InputMemo<TableKey>? tableMemo;
 
+    /// <summary>Frees this thread's memoised tables.</summary>
+    internal static void ReleaseThreadMemo() => tableMemo?.Clear();
+
     /// <summary>
     /// <see cref="Tables(Tensor, ModelConfig, ScalarType)"/> built once for all layers of a forward and kept across forwards
     /// while the positions (by contents on CPU), frequencies, dtype and device stay the same: each [B, 1, T, r]. The tables

@@ -13,6 +13,23 @@ using Torch = Rlhf.Torch.Torch;
 public static class Transformer
 {
     /// <summary>
+    /// Frees the calling thread's memoised forward inputs (rotary tables, causal mask — kept across forwards over equal
+    /// inputs). A thread that ran forwards calls this before it ends, else its last entry stays allocated.
+    /// </summary>
+    public static void ReleaseThreadMemos()
+    {
+        Rotary.ReleaseThreadMemo();
+        CausalAttention.ReleaseThreadMemo();
+    }
+
+    /// <summary>Disposing it calls <see cref="ReleaseThreadMemos"/>: a training run holds one on its thread for its duration.</summary>
+    public readonly struct ThreadMemoRelease : IDisposable
+    {
+        /// <summary>Frees the calling thread's memoised forward inputs.</summary>
+        public void Dispose() => ReleaseThreadMemos();
+    }
+
+    /// <summary>
     /// Positions for a (left- or right-) padded batch, as TRL computes them: cumsum(mask) − mask, so each row's first
     /// real token is at 0 and padding sits at 0. mask [B, T] (1 = real) → int64 [B, T].
     /// </summary>

@@ -58,6 +58,34 @@ public class ForwardMemoTests
     }
 
     [Fact]
+    public void Releasing_the_threads_memos_frees_its_tables_and_mask()
+    {
+        // On a fresh thread (the memos are per thread), so the test's own thread keeps whatever it held.
+        bool tablesFreed = false, maskFreed = false, rebuilt = false;
+        var worker = new Thread(() =>
+        {
+            using var scope = Torch.NewScope();
+            var c = ModelConfig.Llama(11, 16, 24, 1, 2);
+            var (cos, _) = Rotary.CachedTables(Positions(0, 1, 2), c, ScalarType.Float32);
+            var q = Torch.Zeros([1, 2, 3, 8]);
+            new CausalAttention().Attend(0, q, q, q, 0.5);
+            Transformer.ReleaseThreadMemos();
+            tablesFreed = cos.IsDisposed;
+            var (again, _) = Rotary.CachedTables(Positions(0, 1, 2), c, ScalarType.Float32);
+            rebuilt = !ReferenceEquals(again, cos) && !again.IsDisposed;
+            var live = Torch.LiveTensors;
+            Transformer.ReleaseThreadMemos();
+            maskFreed = Torch.LiveTensors < live;
+            Transformer.ReleaseThreadMemos();   // idempotent
+        });
+        worker.Start();
+        worker.Join();
+        Assert.True(tablesFreed, "the rotary tables are freed");
+        Assert.True(rebuilt, "after a release the next call builds a fresh entry");
+        Assert.True(maskFreed, "releasing frees what the thread still held");
+    }
+
+    [Fact]
     public void Scaled_dot_product_is_bit_identical_to_the_out_of_place_formula()
     {
         using var scope = Torch.NewScope();

@@ -97,6 +97,7 @@ public static class OnlineTrainer
     /// </summary>
     internal static int Run(RlhfConfig config, TrainingRun run, RewardRegistry? registry, bool resume, long? ahead, IRewardSource? reward = null)
     {
+        using var memos = new Transformer.ThreadMemoRelease();   // this thread's rotary tables and mask end with the run
         CheckSupported(config);
         var plan = OnlinePlan.From(config);
         var env = DistributedEnvironment.FromProcess();

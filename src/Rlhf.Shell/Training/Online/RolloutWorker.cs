@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Rlhf.Core.Models;
 using Rlhf.Shell.Engine;
 using Rlhf.Shell.Training.Data;
 
@@ -178,6 +179,7 @@ public sealed class RolloutWorker : IDisposable
         finally
         {
             producer.Dispose();
+            Transformer.ReleaseThreadMemos();   // this thread's rotary tables and mask would outlive it
         }
     }
 
