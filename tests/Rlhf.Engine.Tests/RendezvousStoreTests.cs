@@ -92,6 +92,35 @@ public class RendezvousStoreTests
         public void Dispose() => s.Dispose();
     }
 
+    /// <summary>Plays the client's side of a recorded conversation and asserts every reply is the bytes c10d's own server sent.</summary>
+    private static void Replay(string transcript)
+    {
+        using var server = Loopback();
+        using var c = new Raw(server.Port);
+        var call = "(connecting)";
+        var replies = 0;
+        foreach (var line in transcript.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var (kind, text) = (line[0], line[2..]);
+            if (kind == '#') { call = text; continue; }
+            var bytes = Convert.FromHexString(text);
+            if (kind == 'C') { foreach (var b in bytes) c.Byte(b); continue; }
+            c.Flush();
+            var got = c.Read(bytes.Length);
+            Assert.True(bytes.AsSpan().SequenceEqual(got), $"{call}: expected {text}, got {Convert.ToHexString(got).ToLowerInvariant()}");
+            replies++;
+        }
+        c.Flush();
+        Assert.True(replies > 10, $"only {replies} replies compared: the transcript did not parse");
+        Assert.True(c.Silent(200), "the store sent bytes c10d's server did not");
+    }
+
+    [Fact]
+    public void Replies_byte_for_byte_what_libtorch_2_11s_own_server_replied_to_its_client() => Replay(TcpStoreTranscripts.Libtorch2_11);
+
+    [Fact]
+    public void Replies_byte_for_byte_what_libtorch_1_13s_own_server_replied_to_its_client() => Replay(TcpStoreTranscripts.Libtorch1_13);
+
     [Fact]
     public void The_libtorch_1_13_dialect_byte_by_byte()
     {
