@@ -46,11 +46,12 @@ public sealed class StaticBatchGenerator
                 for (var t = 0; t < prompts[j].Length; t++) { ids[r * tmax + pad + t] = prompts[j][t]; mask[r * total + pad + t] = 1; }
             }
         var dtype = weights.Tensors.Values.First().Dtype;
-        var attention = new StaticCacheAttention(c.NumHiddenLayers, rows, c.NumKeyValueHeads, total, c.HeadDim, dtype);
-        var promptMask = Torch.From(mask, rows, total).Narrow(1, 0, tmax).Contiguous();                // [B, tmax]
+        var dev = weights.Tensors.Values.First().Device;                                               // inputs go where the weights are
+        var attention = new StaticCacheAttention(c.NumHiddenLayers, rows, c.NumKeyValueHeads, total, c.HeadDim, dtype, dev);
+        var promptMask = Torch.From<long>(mask, [rows, total], dev).Narrow(1, 0, tmax).Contiguous();                // [B, tmax]
         var positions = Transformer.PositionsFromMask(promptMask);                                    // [B, tmax]
         attention.Begin(promptMask, 0);
-        var hidden = Transformer.ForwardHidden(weights, Torch.From(ids, rows, tmax), positions, promptMask, attention);
+        var hidden = Transformer.ForwardHidden(weights, Torch.From<long>(ids, [rows, tmax], dev), positions, promptMask, attention);
         var logits = Transformer.LmHead(weights, hidden.Narrow(1, tmax - 1, 1)).Select(1, 0);        // [B, V]
         var promptLen = new long[rows];
         for (var r = 0; r < rows; r++) promptLen[r] = prompts[r / n].Length;
@@ -79,11 +80,11 @@ public sealed class StaticBatchGenerator
             if (done.All(d => d) || step == p.MaxTokens - 1) break;
             // HF grows attention_mask by a one for every row, finished or not.
             for (var r = 0; r < rows; r++) mask[r * total + tmax + step] = 1;
-            var curMask = Torch.From(mask, rows, total).Narrow(1, 0, tmax + step + 1).Contiguous();    // [B, L]
+            var curMask = Torch.From<long>(mask, [rows, total], dev).Narrow(1, 0, tmax + step + 1).Contiguous();    // [B, L]
             var pos = new long[rows];
             for (var r = 0; r < rows; r++) pos[r] = promptLen[r] + step;
             attention.Begin(curMask, tmax + step);
-            var h = Transformer.ForwardHidden(weights, Torch.From(next, rows, 1), Torch.From(pos, rows, 1), null, attention);
+            var h = Transformer.ForwardHidden(weights, Torch.From<long>(next, [rows, 1], dev), Torch.From<long>(pos, [rows, 1], dev), null, attention);
             var newLogits = Transformer.LmHead(weights, h).Select(1, 0);                               // [B, V]
             logits.Dispose();
             logits = newLogits.MoveToOuter();
@@ -102,13 +103,13 @@ public sealed class StaticBatchGenerator
         private Tensor? mask;
         private long start;
 
-        public StaticCacheAttention(int layers, long rows, long kvHeads, long total, long hd, ScalarType dtype)
+        public StaticCacheAttention(int layers, long rows, long kvHeads, long total, long hd, ScalarType dtype, Device device)
         {
             k = new Tensor[layers]; v = new Tensor[layers];
             for (var l = 0; l < layers; l++)
             {
-                k[l] = Torch.Zeros([rows, kvHeads, total, hd], dtype).DetachFromScope();              // [B, KV, total, hd]
-                v[l] = Torch.Zeros([rows, kvHeads, total, hd], dtype).DetachFromScope();
+                k[l] = Torch.Zeros([rows, kvHeads, total, hd], dtype, device).DetachFromScope();      // [B, KV, total, hd]
+                v[l] = Torch.Zeros([rows, kvHeads, total, hd], dtype, device).DetachFromScope();
             }
         }
 

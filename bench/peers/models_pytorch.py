@@ -43,8 +43,8 @@ def forward(w, ids, heads):
     inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2).float() / hd))
     pos = torch.arange(t).float()
     f = torch.outer(pos, inv); emb = torch.cat((f, f), -1)
-    cos, sin = emb.cos()[None, None], emb.sin()[None, None]                         # [1, 1, T, hd]
-    mask = torch.full((t, t), torch.finfo(torch.float32).min).triu(1)[None, None]   # additive causal mask
+    cos, sin = emb.cos()[None, None].to(x.dtype), emb.sin()[None, None].to(x.dtype)   # [1, 1, T, hd], as HF casts them
+    mask = torch.full((t, t), torch.finfo(x.dtype).min, dtype=x.dtype).triu(1)[None, None]   # additive causal mask
     for l in w["layers"]:
         h = rms(x, l["ln1"])
         q = torch.nn.functional.linear(h, l["q"]).view(b, t, heads, hd).transpose(1, 2)
@@ -91,15 +91,16 @@ def matmul_peak():
     return 2 * 1024 ** 3 / best / 1e9
 
 
-print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; batch {B} x seq {T}, float32")
-peak = matmul_peak()
-print(f"matmul peak (1024^3 float32): {peak:.1f} GFLOP/s")
-for label, (vocab, d, inter, layers, heads) in [("llama-3M", (1024, 256, 512, 4, 4)), ("llama-20M", (2048, 512, 1376, 6, 8))]:
-    w = make(vocab, d, inter, layers, heads, torch.Generator().manual_seed(0))
-    n = sum(p.numel() for p in params(w)) - w["emb"].numel()
-    fwd_flops = (2.0 * n + 4.0 * layers * T * d) * B * T
-    for mode in ("fwd", "fwd+bwd"):
-        sec, util = time_step(w, heads, vocab, mode == "fwd+bwd")
-        flops = fwd_flops * (3 if mode == "fwd+bwd" else 1)
-        gf = flops / sec / 1e9
-        print(f"{label:10s} {mode:8s} {sec * 1e3:8.1f} ms {B * T / sec:8.0f} tok/s {gf:6.1f} GFLOP/s {100 * gf / peak:4.0f}%  cpu {100 * util:.0f}%")
+if __name__ == "__main__":
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; batch {B} x seq {T}, float32")
+    peak = matmul_peak()
+    print(f"matmul peak (1024^3 float32): {peak:.1f} GFLOP/s")
+    for label, (vocab, d, inter, layers, heads) in [("llama-3M", (1024, 256, 512, 4, 4)), ("llama-20M", (2048, 512, 1376, 6, 8))]:
+        w = make(vocab, d, inter, layers, heads, torch.Generator().manual_seed(0))
+        n = sum(p.numel() for p in params(w)) - w["emb"].numel()
+        fwd_flops = (2.0 * n + 4.0 * layers * T * d) * B * T
+        for mode in ("fwd", "fwd+bwd"):
+            sec, util = time_step(w, heads, vocab, mode == "fwd+bwd")
+            flops = fwd_flops * (3 if mode == "fwd+bwd" else 1)
+            gf = flops / sec / 1e9
+            print(f"{label:10s} {mode:8s} {sec * 1e3:8.1f} ms {B * T / sec:8.0f} tok/s {gf:6.1f} GFLOP/s {100 * gf / peak:4.0f}%  cpu {100 * util:.0f}%")

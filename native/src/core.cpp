@@ -171,14 +171,14 @@ RT_API char* rt_parallel_info() { RT_GUARD(nullptr, return strdup(at::get_parall
 RT_API int rt_cuda_is_available() { return torch::cuda::is_available() ? 1 : 0; }
 RT_API int rt_cuda_device_count() { return static_cast<int>(torch::cuda::device_count()); }
 RT_API int rt_has_gloo() {
-#ifdef USE_C10D_GLOO
+#ifdef RLHF_WITH_GLOO
   return 1;
 #else
   return 0;
 #endif
 }
 RT_API int rt_has_nccl() {
-#ifdef USE_C10D_NCCL
+#ifdef RLHF_WITH_NCCL
   return 1;
 #else
   return 0;

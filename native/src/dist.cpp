@@ -8,7 +8,7 @@
 // the whole file is under one availability guard, with the stubs at its end.
 #include "common.h"
 
-#if defined(USE_C10D_GLOO) || defined(USE_C10D_NCCL)
+#if defined(RLHF_WITH_GLOO) || defined(RLHF_WITH_NCCL)
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -16,10 +16,10 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#ifdef USE_C10D_GLOO
+#ifdef RLHF_WITH_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
-#ifdef USE_C10D_NCCL
+#ifdef RLHF_WITH_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -163,7 +163,7 @@ RT_API int rt_store_add(rt_store s, const char* key, int64_t delta, int64_t* out
 // ProcessGroupGloo over `store` with one device bound to `host` (the address peers reach us on).
 RT_API rt_pg rt_pg_gloo_new(rt_store store, int rank, int size, const char* host, int64_t timeout_ms) {
   RT_GUARD(nullptr,
-#ifdef USE_C10D_GLOO
+#ifdef RLHF_WITH_GLOO
     auto opts = c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(timeout_ms));
     opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(std::string(host)));
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store->store, rank, size, opts);
@@ -177,7 +177,7 @@ RT_API rt_pg rt_pg_gloo_new(rt_store store, int rank, int size, const char* host
 // ProcessGroupNCCL (CUDA libtorch only); tensors given to it must live on this rank's CUDA device.
 RT_API rt_pg rt_pg_nccl_new(rt_store store, int rank, int size, int64_t timeout_ms) {
   RT_GUARD(nullptr,
-#ifdef USE_C10D_NCCL
+#ifdef RLHF_WITH_NCCL
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = std::chrono::milliseconds(timeout_ms);
     auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store->store, rank, size, opts);

@@ -100,7 +100,8 @@ public static class BlasKernels
         var a = Pattern(m * k, 1);
         var b = Pattern(k * n, 2);
         using var scope = Torch.NewScope();
-        var c = product(Torch.From(a, m, k), Torch.From(b, k, n));
+        // OpenBLAS is the CPU's: the check runs there whatever Torch.DefaultDevice says.
+        var c = product(Torch.From<float>(a, [m, k], Device.Cpu), Torch.From<float>(b, [k, n], Device.Cpu));
         if (c.Dtype != ScalarType.Float32 || c.NumEl != m * n) return $"product has dtype {c.Dtype} and {c.NumEl} elements; expected Float32 and {m * n}";
         return CheckProduct(a, b, c.ToArray<float>(), m, k, n);
     }

@@ -8,10 +8,10 @@ public sealed class Generator : IDisposable
 {
     internal readonly GeneratorHandle Handle;
 
-    /// <summary>A generator seeded with <paramref name="seed"/> on a device (CPU by default).</summary>
+    /// <summary>A generator seeded with <paramref name="seed"/> on a device (<see cref="Torch.DefaultDevice"/> by default).</summary>
     public Generator(ulong seed, Device? device = null)
     {
-        var d = device ?? Device.Cpu;
+        var d = device ?? Torch.DefaultDevice;
         Handle = new GeneratorHandle(Tensor.Check(N.rt_generator_new(seed, (int)d.Type, d.NativeIndex)));
     }
 

@@ -5,8 +5,36 @@ namespace Rlhf.Torch;
 public static partial class Torch
 {
     private static int Dt(ScalarType t) => (int)t;
-    private static int DevT(Device? d) => (int)(d ?? Device.Cpu).Type;
-    private static int DevI(Device? d) => (d ?? Device.Cpu).NativeIndex;
+    private static int DevT(Device? d) => (int)(d ?? DefaultDevice).Type;
+    private static int DevI(Device? d) => (d ?? DefaultDevice).NativeIndex;
+
+    /// <summary>The variable that sets <see cref="DefaultDevice"/> at start-up (e.g. <c>cuda:0</c>).</summary>
+    public const string DefaultDeviceVariable = "RLHF_DEFAULT_DEVICE";
+
+    private static readonly Lazy<Device> ProcessDefaultDevice = new(DefaultDeviceFromEnvironment);
+    [ThreadStatic] private static Device? _threadDefaultDevice;
+
+    /// <summary>
+    /// Where factory functions (and new generators) put a tensor when no device is passed — <c>torch.set_default_device</c>,
+    /// and like it, setting it affects the calling thread only. Unset, it is CPU unless <c>RLHF_DEFAULT_DEVICE</c> names
+    /// another device for the whole process (how the binding's tests run on a GPU); null restores that.
+    /// </summary>
+    public static Device DefaultDevice
+    {
+        get => _threadDefaultDevice ?? ProcessDefaultDevice.Value;
+        set => _threadDefaultDevice = value;
+    }
+
+    /// <summary>Sets (or with null, clears) the calling thread's <see cref="DefaultDevice"/>.</summary>
+    public static void SetDefaultDevice(Device? device) => _threadDefaultDevice = device;
+
+    private static Device DefaultDeviceFromEnvironment()
+    {
+        var text = Environment.GetEnvironmentVariable(DefaultDeviceVariable);
+        if (string.IsNullOrWhiteSpace(text)) return Device.Cpu;
+        try { return Device.Parse(text); }
+        catch (FormatException e) { throw new FormatException($"{DefaultDeviceVariable}={text}: {e.Message}", e); }
+    }
 
     /// <summary>Uninitialised tensor.</summary>
     public static unsafe Tensor Empty(long[] shape, ScalarType dtype = ScalarType.Float32, Device? device = null)

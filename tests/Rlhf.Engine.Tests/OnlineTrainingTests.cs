@@ -106,4 +106,75 @@ public class OnlineTrainingTests
         }
         finally { Directory.Delete(root, recursive: true); }
     }
+
+    private static void Launch(string dir, string[] extra) =>
+        Run(new[] { Cluster.RlhfDll, "launch", "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port", Cluster.FreePort().ToString(), "--", "dotnet" }
+            .Concat(Train(dir, 8, 2, extra)), TimeSpan.FromSeconds(300));
+
+    /// <summary>
+    /// The asynchronous loop on two ranks: each rank's generator thread samples from its own snapshot of the live weights (stage 3:
+    /// gathered on the trainer thread when a version is published), so at staleness 0 the run ends bit for bit on the two-rank
+    /// synchronous weights; at staleness 1 both ranks train step s on the version after step s − 2 (the staleness rule reads
+    /// only versions the loop fixed, so the ranks agree and their collectives stay in step) and the run finishes.
+    /// </summary>
+    [Theory]
+    [InlineData("zero0", "step")]
+    [InlineData("zero3", "inflight")]
+    public void Two_rank_asynchronous_online_dpo_at_staleness_zero_ends_on_the_two_rank_synchronous_weights(string stage, string mode)
+    {
+        var root = Results.TempDir();
+        try
+        {
+            string[] zero = stage == "zero3" ? ["deepspeed_zero0.zero_optimization.stage=3"] : [];
+            string sync = Path.Combine(root, "sync"), async0 = Path.Combine(root, "async0"), async1 = Path.Combine(root, "async1");
+            Launch(sync, zero);
+            Launch(async0, [.. zero, "training.async=true", "training.max_staleness=0", $"training.async_mode={mode}"]);
+            Launch(async1, [.. zero, "training.async=true", "training.max_staleness=1", $"training.async_mode={mode}"]);
+
+            foreach (var file in new[] { "model.safetensors", "config.json" })
+                Assert.True(File.ReadAllBytes(Path.Combine(sync, "final", file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(async0, "final", file))),
+                    $"2 ranks ({stage}, {mode}): final/{file} of the asynchronous run at staleness 0 differs from the synchronous run's");
+            Assert.Equal([0.0, 0.0, 0.0], Logged(async0, "async/staleness_max"));
+            Assert.Equal([0.0, 1.0, 1.0], Logged(async1, "async/staleness_max"));
+            Assert.Equal([0.0, 0.0, 0.0], Logged(async1, "async/dropped_stale"));
+            // Not vacuous: a version of lag changes what was trained.
+            Assert.False(File.ReadAllBytes(Path.Combine(sync, "final", "model.safetensors")).AsSpan()
+                .SequenceEqual(File.ReadAllBytes(Path.Combine(async1, "final", "model.safetensors"))), "staleness 1 must change the trained weights");
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)));
+        foreach (var d in Directory.GetDirectories(from)) CopyDirectory(d, Path.Combine(to, Path.GetFileName(d)));
+    }
+
+    /// <summary>
+    /// Each rank checkpoints its own share of the rollouts generated ahead: a two-rank asynchronous run resumed from its step-1
+    /// checkpoint (rank 1 reading its own queued rollouts for step 2, not rank 0's) ends with the bytes of the run that went on.
+    /// </summary>
+    [Fact]
+    public void Two_rank_asynchronous_run_resumed_with_queued_rollouts_ends_on_the_uninterrupted_weights()
+    {
+        var root = Results.TempDir();
+        try
+        {
+            string whole = Path.Combine(root, "whole"), parts = Path.Combine(root, "parts");
+            string[] keys = ["training.async=true", "training.max_staleness=1", "training.save_steps=1"];
+            Launch(whole, keys);
+            Assert.True(File.Exists(Path.Combine(whole, "checkpoints", "global_step1", "online_state_rank1.json")), "rank 1 wrote no queued rollouts");
+            // The run as it stood after step 1: its checkpoints up to there, no final weights.
+            CopyDirectory(whole, parts);
+            Directory.Delete(Path.Combine(parts, "final"), recursive: true);
+            foreach (var tag in new[] { "global_step2", "global_step3" }) Directory.Delete(Path.Combine(parts, "checkpoints", tag), recursive: true);
+            File.WriteAllText(Path.Combine(parts, "checkpoints", "latest"), "global_step1");
+            Launch(parts, [.. keys, "--resume"]);
+            Assert.True(File.ReadAllBytes(Path.Combine(whole, "final", "model.safetensors")).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(parts, "final", "model.safetensors"))),
+                "resumed after step 1: final weights differ from the uninterrupted run's");
+            Assert.Equal(Logged(whole, "objective/scores"), Logged(parts, "objective/scores"));
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
 }

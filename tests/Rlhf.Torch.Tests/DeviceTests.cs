@@ -53,6 +53,51 @@ public class DeviceTests
     }
 
     [Fact]
+    public void The_default_device_places_what_is_made_without_one()
+    {
+        var before = Torch.DefaultDevice;
+        using var scope = Torch.NewScope();
+        try
+        {
+            Torch.DefaultDevice = Device.Cpu;
+            Assert.Equal(Device.Cpu, Torch.Zeros([2]).Device);
+            Torch.DefaultDevice = Device.Cuda(0);
+            Assert.Equal(Device.Cpu, Torch.Zeros([2], device: Device.Cpu).Device);   // an explicit device wins
+            if (Torch.CudaIsAvailable)
+            {
+                Assert.Equal(Device.Cuda(0), Torch.Zeros([2]).Device);
+                Assert.Equal(Device.Cuda(0), Torch.From(new float[] { 1, 2 }).Device);
+                using var g = new Generator(1);
+                Assert.Equal(Device.Cuda(0), Torch.Randn([2], g).Device);
+            }
+            else
+            {
+                foreach (var attempt in new Action[] { () => Torch.Zeros([2]), () => Torch.From(new float[] { 1, 2 }), () => new Generator(1) })
+                    Assert.Contains("CUDA", Assert.Throws<TorchException>(attempt).Message);
+            }
+        }
+        finally { Torch.SetDefaultDevice(null); }
+        Assert.Equal(before, Torch.DefaultDevice);
+    }
+
+    [Fact]
+    public void Setting_the_default_device_affects_the_calling_thread_only()
+    {
+        var before = Torch.DefaultDevice;
+        try
+        {
+            Torch.DefaultDevice = Device.Cuda(3);
+            Device seenElsewhere = Device.Cuda(3);
+            var other = new Thread(() => seenElsewhere = Torch.DefaultDevice);
+            other.Start();
+            other.Join();
+            Assert.Equal(before, seenElsewhere);
+            Assert.Equal(Device.Cuda(3), Torch.DefaultDevice);
+        }
+        finally { Torch.SetDefaultDevice(null); }
+    }
+
+    [Fact]
     public void Asking_for_cuda_without_it_is_a_torch_exception_not_a_crash()
     {
         using var scope = Torch.NewScope();

@@ -11,7 +11,7 @@ namespace Rlhf.Bench;
 /// synthetic task, a fixed number of steps and so of optimizer steps) synchronous (libtorch's thread count, and one thread),
 /// asynchronous at max_staleness 0 (two threads,
 /// no overlap: the thread hand-off's cost), at max_staleness 1 (async_rlhf: generation of step n + 1 overlaps training of
-/// step n) and at max_staleness 1 with in-flight updates (PipelineRL), for each seed: wall clock, the final task reward (mean <c>objective/scores</c> of the last 3 steps: the synthetic
+/// step n) and at max_staleness 1 with in-flight updates (PipelineRL; K/V kept, and recomputed), for each seed: wall clock, the final task reward (mean <c>objective/scores</c> of the last 3 steps: the synthetic
 /// task's rule reward is its gold reward), the mean generator and trainer idle ratios and weight-sync time, and the largest
 /// |generator − trainer| logprob of any token (off-policy by the lag when max_staleness ≥ 1).
 /// <c>bench -- async [STEPS] [SEEDS] [key=value …]</c>.
@@ -22,7 +22,7 @@ public sealed class AsyncBench : IBenchSuite
     public string Name => "async";
 
     /// <inheritdoc />
-    public string Description => "online DPO synchronous vs asynchronous (max_staleness 0 and 1, in-flight): wall clock, final reward, idle ratios";
+    public string Description => "online DPO synchronous vs asynchronous (max_staleness 0 and 1, in-flight with K/V kept or recomputed): wall clock, final reward, idle ratios";
 
     /// <inheritdoc />
     public int Run(string[] args)
@@ -37,6 +37,7 @@ public sealed class AsyncBench : IBenchSuite
             ("async s=0", ["training.async=true", "training.max_staleness=0"]),
             ("async s=1", ["training.async=true", "training.max_staleness=1"]),
             ("inflight s=1", ["training.async=true", "training.max_staleness=1", "training.async_mode=inflight"]),
+            ("inflight recompute s=1", ["training.async=true", "training.max_staleness=1", "training.async_mode=inflight", "training.kv_on_update=recompute"]),
         ];
         Console.WriteLine($"async: {Path.GetFileName(file)}, online DPO, {steps} steps, seeds 1…{seeds}, intra-op threads {Rlhf.Torch.Torch.NumThreads}, OPENBLAS_NUM_THREADS={Environment.GetEnvironmentVariable("OPENBLAS_NUM_THREADS") ?? "unset"}");
         var table = new Table("mode", "seed", "wall s", "final reward", "generator idle", "trainer idle", "weight sync ms", "max |Δ logprob|");

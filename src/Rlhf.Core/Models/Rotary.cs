@@ -120,8 +120,7 @@ public static class Rotary
     {
         using var scope = Torch.NewScope();
         var work = dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-        var inv = Torch.From(inverseFrequencies).To(work);                              // [r/2]
-        if (positions.Device != Device.Cpu) inv = inv.To(positions.Device);             // the host-built table follows the positions
+        var inv = Torch.From<double>(inverseFrequencies, null, positions.Device).To(work);   // [r/2], where the positions are
         var freqs = positions.To(work).Unsqueeze(-1) * inv;                              // [B, T, r/2]
         var emb = Torch.Cat([freqs, freqs], -1).Unsqueeze(1);                            // [B, 1, T, r]
         Tensor cos = emb.Cos(), sin = emb.Sin();

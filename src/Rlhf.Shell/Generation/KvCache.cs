@@ -70,8 +70,8 @@ public sealed class KvCache : IDisposable
         var src = new long[copies.Count];
         var dst = new long[copies.Count];
         for (var i = 0; i < copies.Count; i++) { src[i] = copies[i].Src; dst[i] = copies[i].Dst; }
-        var s = Torch.From(src);
-        var d = Torch.From(dst);
+        var s = Torch.From<long>(src, null, k[0].Device);
+        var d = Torch.From<long>(dst, null, k[0].Device);
         for (var l = 0; l < NumLayers; l++)
         {
             k[l].IndexCopy_(0, d, k[l].IndexSelect(0, s));

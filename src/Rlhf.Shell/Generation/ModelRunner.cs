@@ -70,8 +70,8 @@ public sealed class ModelRunner
         var device = Weights.Tensors.Values.First().Device;
         using var md = new PagedAttentionMetadata(attn, cache.BlockSize, device);
         var attention = new PagedKvAttention(cache, md);
-        var idT = Torch.From(ids, 1, n).To(device);                                   // [1, N]
-        var posT = Torch.From(pos, 1, n).To(device);                                  // [1, N]
+        var idT = Torch.From<long>(ids, [1, n], device);                                   // [1, N]
+        var posT = Torch.From<long>(pos, [1, n], device);                                  // [1, N]
         var x = Transformer.Embed(Weights, idT, posT);                                // [1, N, D]
         for (var l = 0; l < Weights.Config.NumHiddenLayers; l++)
         {
@@ -79,7 +79,7 @@ public sealed class ModelRunner
             x.Dispose();
             x = next;
         }
-        var h = x.IndexSelect(1, Torch.From(last).To(device));                        // [1, S, D]
+        var h = x.IndexSelect(1, Torch.From<long>(last, null, device));                        // [1, S, D]
         var logits = Transformer.LmHead(Weights, Transformer.FinalNorm(Weights, h));  // [1, S, V]
         return logits[0].To(ScalarType.Float32).MoveToOuter();                        // [S, V]
     }

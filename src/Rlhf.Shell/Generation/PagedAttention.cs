@@ -76,7 +76,7 @@ public sealed class PagedAttentionMetadata : IDisposable
                     slots[starts[i] + j] = (long)s.BlockTable[p / blockSize] * blockSize + p % blockSize;
                 }
             }
-            SlotMapping = Keep(Torch.From(slots).To(device ?? Device.Cpu));
+            SlotMapping = Keep(Torch.From<long>(slots, null, device ?? Device.Cpu));
 
             var decode = new List<int>();
             var prefill = new List<int>();
@@ -141,8 +141,8 @@ public sealed class PagedAttentionMetadata : IDisposable
                 for (var p = 0; p < maxCtx; p++) blocked[row + p] = p > qp || p >= ctx[r];
             }
         }
-        g.KeySlots = Keep(Torch.From(keySlots).To(dev));                                                   // [G·maxCtx]
-        g.Blocked = Keep(Torch.From(blocked, gCount, 1, 1, maxQ, maxCtx).To(dev));                          // [G, 1, 1, maxQ, maxCtx]
+        g.KeySlots = Keep(Torch.From<long>(keySlots, null, dev));                                                   // [G·maxCtx]
+        g.Blocked = Keep(Torch.From<bool>(blocked, [gCount, 1, 1, maxQ, maxCtx], dev));                          // [G, 1, 1, maxQ, maxCtx]
 
         var wholeBatchInOrder = gCount == seqs.Count;
         if (maxQ == 1 && wholeBatchInOrder)
@@ -162,9 +162,9 @@ public sealed class PagedAttentionMetadata : IDisposable
             for (var j = 0; j < maxQ; j++) qIndex[r * maxQ + j] = starts[i] + Math.Min(j, (int)qLen[r] - 1);
             for (var j = 0; j < qLen[r]; j++) { outIndex[k] = r * maxQ + j; tokIndex[k] = starts[i] + j; k++; }
         }
-        g.QueryIndex = Keep(Torch.From(qIndex).To(dev));
-        g.OutIndex = Keep(Torch.From(outIndex).To(dev));
-        g.TokenIndex = wholeBatchInOrder ? null : Keep(Torch.From(tokIndex).To(dev));
+        g.QueryIndex = Keep(Torch.From<long>(qIndex, null, dev));
+        g.OutIndex = Keep(Torch.From<long>(outIndex, null, dev));
+        g.TokenIndex = wholeBatchInOrder ? null : Keep(Torch.From<long>(tokIndex, null, dev));
         return g;
     }
 

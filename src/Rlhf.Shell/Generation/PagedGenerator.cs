@@ -142,12 +142,27 @@ public sealed class PagedGenerator : IDisposable
     /// the K/V the old ones computed (kept, as PipelineRL does), and each token records the version that sampled it. Cached
     /// prefixes of finished requests are forgotten.
     /// </summary>
-    public void UpdateWeights(ModelWeights weights, long version)
+    public void UpdateWeights(ModelWeights weights, long version) => UpdateWeights(weights, version, KvOnUpdate.Keep);
+
+    /// <summary>
+    /// <see cref="UpdateWeights(ModelWeights, long)"/> choosing what running requests do with their K/V: <see cref="KvOnUpdate.Keep"/>
+    /// attends over what the old weights computed; <see cref="KvOnUpdate.Recompute"/> runs every running sequence's prompt and
+    /// generated tokens through the new weights on the next <see cref="Step"/> (a prefill in the sequence's own blocks, the same
+    /// recompute vLLM does after preemption, without freeing them), so its next token is sampled as a fresh forward of the new
+    /// weights would sample it. Sequences waiting for blocks are recomputed on admission anyway.
+    /// </summary>
+    public void UpdateWeights(ModelWeights weights, long version, KvOnUpdate kv)
     {
         if (weights.Config != runner.Weights.Config) throw new ArgumentException("new weights must have the same config", nameof(weights));
         runner.Weights = weights;
         WeightsVersion = version;
         OnWeightsChanged();
+        if (kv != KvOnUpdate.Recompute) return;
+        // Blocks shared by the n samples of a prompt (or by cached prefixes) hold the same tokens at the same positions, so every
+        // sharer writes the same K/V into them; a pending copy-on-write copy is overwritten by its own recompute.
+        foreach (var g in groups.Values)
+            foreach (var s in g.Seqs)
+                if (s.Status == SequenceStatus.Running) s.NumComputed = 0;
     }
 
     /// <summary>Call after the shared weights were updated in place: cached prefix blocks hold stale K/V.</summary>
@@ -220,7 +235,7 @@ public sealed class PagedGenerator : IDisposable
                 rowOf.Add(i);
             }
         }
-        var sampleLogits = identity ? logits : logits.IndexSelect(0, Torch.From(rowOf.ToArray()));
+        var sampleLogits = identity ? logits : logits.IndexSelect(0, Torch.From<long>(rowOf.ToArray(), null, logits.Device));
         var res = Sampler.Sample(sampleLogits, rows);
         Stats.GeneratedTokens += rows.Count;
 

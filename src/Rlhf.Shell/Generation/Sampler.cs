@@ -40,6 +40,7 @@ public static class Sampler
             throw new ArgumentException($"logits must be [{rows.Count}, V]; got [{string.Join(", ", logits.Shape)}]", nameof(logits));
         int r = rows.Count;
         long v = logits.Size(1);
+        var dev = logits.Device;                                                                          // per-row values go where the logits are
         var x = logits.To(ScalarType.Float32).Clone();                                                    // [R, V]
 
         // min_tokens: stop tokens impossible until enough tokens exist.
@@ -51,7 +52,7 @@ public static class Sampler
             foreach (var t in stops) { maskRows.Add(i); maskCols.Add(t); }
         }
         if (maskRows is not null)
-            x.IndexPut_([Torch.From(maskRows.ToArray()), Torch.From(maskCols!.ToArray())], Torch.Scalar(double.NegativeInfinity));
+            x.IndexPut_([Torch.From<long>(maskRows.ToArray(), null, dev), Torch.From<long>(maskCols!.ToArray(), null, dev)], Torch.Scalar(double.NegativeInfinity, device: dev));
 
         var temps = new float[r];
         var topK = new long[r];
@@ -70,7 +71,7 @@ public static class Sampler
             anyTopP |= p.TopP < 1.0;
             anyMinP |= p.MinP > 0;
         }
-        if (anyTemp) x.Div_(Torch.From(temps, r, 1));                                                     // [R, V]
+        if (anyTemp) x.Div_(Torch.From<float>(temps, [r, 1], dev));                                                     // [R, V]
 
         if (anyTopK || anyTopP)
         {
@@ -78,13 +79,13 @@ public static class Sampler
             if (anyTopK)
             {
                 // Threshold = the k-th largest value, at ascending index V − k; ties with it survive (vLLM).
-                var kth = sorted.Gather(1, (v - Torch.From(topK, r, 1)).Long());                          // [R, 1]
+                var kth = sorted.Gather(1, (v - Torch.From<long>(topK, [r, 1], dev)).Long());                          // [R, 1]
                 sorted.MaskedFill_(sorted.Lt(kth), double.NegativeInfinity);
             }
             if (anyTopP)
             {
                 var cum = sorted.Softmax(-1).Cumsum(-1);                                                  // [R, V]
-                var drop = cum.Le(1 - Torch.From(topP, r, 1));                                            // [R, V]
+                var drop = cum.Le(1 - Torch.From<float>(topP, [r, 1], dev));                                            // [R, V]
                 drop.Narrow(1, v - 1, 1).Fill_(0);                                                        // the top token always stays
                 sorted.MaskedFill_(drop, double.NegativeInfinity);
             }
@@ -94,7 +95,7 @@ public static class Sampler
         {
             var probs = x.Softmax(-1);                                                                    // [R, V]
             var top = probs.Max(-1, keepDim: true).Values;                                                // [R, 1]
-            x.MaskedFill_(probs.Lt(top * Torch.From(minP, r, 1)), double.NegativeInfinity);
+            x.MaskedFill_(probs.Lt(top * Torch.From<float>(minP, [r, 1], dev)), double.NegativeInfinity);
         }
         return x.MoveToOuter();
     }
@@ -108,6 +109,7 @@ public static class Sampler
         using var scope = Torch.NewScope();
         int r = rows.Count;
         long v = logits.Size(1);
+        var dev = logits.Device;
         var processed = ProcessLogits(logits, rows);                                                      // [R, V]
         var logp = processed.LogSoftmax(-1);                                                              // [R, V]
 
@@ -128,12 +130,12 @@ public static class Sampler
         {
             // Inverse CDF in float64: token j with cdf[j-1] ≤ u·total < cdf[j] (removed tokens have zero width).
             var cdf = logp.To(ScalarType.Float64).Exp_().Cumsum(-1);                                      // [R, V]
-            var target = Torch.From(u, r, 1) * cdf.Narrow(1, v - 1, 1);                                   // [R, 1]
+            var target = Torch.From<double>(u, [r, 1], dev) * cdf.Narrow(1, v - 1, 1);                                   // [R, 1]
             sampled = cdf.Le(target).Sum(1, dtype: ScalarType.Int64).Clamp(0, v - 1).Long();                    // [R]
         }
         if (anyGreedy) argmax = processed.Argmax(-1);                                                     // [R]
         if (sampled is not null && argmax is not null)
-            tokens = Torch.Where(Torch.From(greedy, r), argmax, sampled);
+            tokens = Torch.Where(Torch.From<bool>(greedy, [r], dev), argmax, sampled);
         else tokens = sampled ?? argmax!;
 
         var idx = tokens.View(r, 1);
@@ -142,7 +144,7 @@ public static class Sampler
         // Trainer-side logprobs: raw logits (no filters, no min-tokens mask) / (T + 1e-7).
         var trainerT = new float[r];
         for (var i = 0; i < r; i++) trainerT[i] = (float)(rows[i].Params.Temperature + TrainerTemperatureEps);
-        var trainerLp = logits.To(ScalarType.Float32).Div(Torch.From(trainerT, r, 1)).LogSoftmax(-1).Gather(1, idx).View(r);
+        var trainerLp = logits.To(ScalarType.Float32).Div(Torch.From<float>(trainerT, [r, 1], dev)).LogSoftmax(-1).Gather(1, idx).View(r);
 
         var tokenIds = tokens.ToArray<long>();
         var ids = new int[r];

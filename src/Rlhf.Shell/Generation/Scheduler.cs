@@ -4,7 +4,7 @@ namespace Rlhf.Shell.Generation;
 /// <param name="Seq">The sequence.</param>
 /// <param name="Group">Its request.</param>
 /// <param name="NumNewTokens">Tokens to run through the model this step (1 for decode).</param>
-/// <param name="IsPrefill">True for a prompt (or a recompute after preemption), false for one decode token.</param>
+/// <param name="IsPrefill">True for a prompt (or a recompute after preemption or a weights update), false for one decode token.</param>
 public readonly record struct ScheduledSeq(Sequence Seq, SequenceGroup Group, int NumNewTokens, bool IsPrefill);
 
 /// <summary>What one step runs: the sequences, the copy-on-write block copies to do first, and who was preempted.</summary>
@@ -143,8 +143,9 @@ public sealed class Scheduler
             {
                 if (s.Status != SequenceStatus.Running) continue;
                 if (blocks.AppendSlot(s.Id) is { } copy) output.Copies.Add(copy);
-                output.Seqs.Add(new ScheduledSeq(s, g, s.Tokens.Count - s.NumComputed, false));
-                tokenBudget -= s.Tokens.Count - s.NumComputed;
+                var n = s.Tokens.Count - s.NumComputed;        // 1, or all tokens after PagedGenerator.UpdateWeights with KvOnUpdate.Recompute
+                output.Seqs.Add(new ScheduledSeq(s, g, n, n > 1));
+                tokenBudget -= n;
                 seqBudget--;
             }
             spare.Add(g);

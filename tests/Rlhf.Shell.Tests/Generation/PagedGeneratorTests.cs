@@ -96,6 +96,37 @@ public class PagedGeneratorTests
             }
         }));
 
+    /// <summary>
+    /// Every tensor the generator makes (sampler rows, fork indices, copy-on-write block lists, rotary tables) goes
+    /// where the weights are, not to the thread's default device: with the default pointed at another device
+    /// (cuda:0: absent on a CPU machine, another device than the weights' on a GPU one, so any stray tensor fails), a run that forks, copies blocks on write,
+    /// masks stop tokens and mixes greedy with top-k/top-p sampling gives the same completions as with the default left alone.
+    /// </summary>
+    [Fact]
+    public void Generation_places_its_tensors_with_the_weights_not_on_the_default_device()
+    {
+        using var w = Weights(dtype: ScalarType.Float32);
+        var prompts = Prompts(6, 9, 3, 12);
+        var sampled = new SamplingParams { N = 3, Temperature = 0.9, TopK = 8, TopP = 0.9, MinP = 0.01, MinTokens = 2, StopTokenIds = [0, 1], MaxTokens = 12, Seed = 4 };
+        var greedy = new SamplingParams { N = 2, Temperature = 0, MaxTokens = 12 };
+        (int[][] Tokens, float[][] Logprobs) Run()
+        {
+            using var gen = new PagedGenerator(w, new GenerationSettings { NumBlocks = 64, BlockSize = 4 });
+            var outs = gen.Generate(prompts.Take(3).ToArray(), sampled).Concat(gen.Generate(prompts.Skip(3).ToArray(), greedy)).ToArray();
+            var done = outs.SelectMany(o => o.Outputs).ToArray();
+            return (done.Select(c => c.TokenIds).ToArray(), done.Select(c => c.Logprobs).ToArray());
+        }
+        var expected = Run();
+        Torch.DefaultDevice = Device.Cuda(0);   // absent here, or (on a GPU machine) not where these CPU weights are
+        try
+        {
+            var actual = Run();
+            Assert.Equal(expected.Tokens, actual.Tokens);
+            Assert.Equal(expected.Logprobs, actual.Logprobs);
+        }
+        finally { Torch.SetDefaultDevice(null); }
+    }
+
     [Fact]
     public void Greedy_output_is_identical_with_and_without_memory_pressure()
     {

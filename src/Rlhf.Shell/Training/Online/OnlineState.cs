@@ -8,7 +8,9 @@ namespace Rlhf.Shell.Training.Online;
 /// The online loop's own part of a checkpoint (DeepSpeed's <c>client_state</c>), written beside the engine's shards as
 /// <see cref="FileName"/>: where the run is, and in the asynchronous loop the rollouts already generated for the next steps
 /// with the versions that sampled them (their weights are gone after the save, so they are kept, not regenerated). The data
-/// order and the shuffles are functions of (seed, step) (<see cref="OnlineRng"/>) and need no state.
+/// order and the shuffles are functions of (seed, step) (<see cref="OnlineRng"/>) and need no state. Under many ranks each rank
+/// writes its own file (<see cref="FileNameOf"/>): the loop's position is the same on every rank, the queued rollouts are the
+/// rank's share of each step's prompts.
 /// </summary>
 /// <param name="Step">Steps completed.</param>
 /// <param name="Episode">Rollouts trained on so far.</param>
@@ -21,8 +23,11 @@ namespace Rlhf.Shell.Training.Online;
 public sealed record OnlineState(long Step, long Episode, long PromptCursor, long DroppedStale, bool Async, long Ahead, QueuedRollouts[] Queued,
     long ConsecutiveSkippedSteps = 0)
 {
-    /// <summary>The client file's name in a checkpoint directory.</summary>
+    /// <summary>The client file's name in a checkpoint directory (rank 0's).</summary>
     public const string FileName = "online_state.json";
+
+    /// <summary>Rank <paramref name="rank"/>'s client file: <see cref="FileName"/> for rank 0, <c>online_state_rank&lt;r&gt;.json</c> for the others.</summary>
+    public static string FileNameOf(int rank) => rank == 0 ? FileName : $"online_state_rank{rank}.json";
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
@@ -74,9 +79,12 @@ public sealed record QueuedRollouts(long Step, long Version, int[] Groups, int[]
     public static QueuedRollouts From(GeneratedStep g) =>
         new(g.Step, g.Version, g.Rows.Select(r => r.Group).ToArray(), g.Rows.Select(r => r.Completion).ToArray(), g.Rows.Select(r => r.Logprobs).ToArray());
 
-    /// <summary>Back to a generated step over <paramref name="prompts"/> (the step's prompts, drawn again).</summary>
-    public GeneratedStep ToGenerated(PromptExample[] prompts, string path)
+    /// <summary>Back to a generated step over <paramref name="prompts"/> (this rank's share of the step's prompts, drawn again), <paramref name="samplesPerPrompt"/> rows each.</summary>
+    public GeneratedStep ToGenerated(PromptExample[] prompts, long samplesPerPrompt, string path)
     {
+        if (Groups.Length != prompts.Length * samplesPerPrompt)
+            throw new CheckpointException(path,
+                $"Queued step {Step}: {Groups.Length} rows, expected {prompts.Length} prompts × {samplesPerPrompt} samples (this rank's share of a step); was the checkpoint written with another distributed.world_size or batch size?");
         if (Groups.Any(g => g >= prompts.Length))
             throw new CheckpointException(path, $"Queued step {Step}: a group index ≥ the step's {prompts.Length} prompts");
         var rows = Groups.Select((g, i) => new RolloutRow(prompts[g], Completions[i], g, Logprobs[i])).ToArray();

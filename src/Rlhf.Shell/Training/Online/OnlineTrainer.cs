@@ -65,13 +65,15 @@ public static class OnlineTrainer
     };
 
     /// <summary>
-    /// Checks what this loop does not do yet, before any model loads: the asynchronous loop on more than one rank.
+    /// Checks, before any model loads, keys this loop would silently ignore: <c>training.kv_on_update: recompute</c> acts only when
+    /// the generator adopts weights mid-sequence (<c>training.async</c> with <c>async_mode: inflight</c>).
     /// Off-policy corrections weight by the trainer's start-of-step logprobs over the generator's (π_prox/μ), in either mode.
     /// </summary>
     public static void CheckSupported(RlhfConfig c)
     {
-        if (c.Training.Async && (c.Distributed.WorldSize ?? 1) != 1)
-            throw new NotSupportedException($"training.async: the asynchronous loop runs one rank for now (distributed.world_size is {c.Distributed.WorldSize}); set training.async=false to train on many ranks");
+        if (c.Training.KvOnUpdate == KvOnUpdate.Recompute && !(c.Training.Async && c.Training.AsyncMode == AsyncMode.Inflight))
+            throw new NotSupportedException(
+                $"training.kv_on_update: recompute acts when the generator adopts new weights mid-sequence, which only training.async=true with training.async_mode=inflight does (async is {(c.Training.Async ? "true" : "false")}, async_mode {AsyncModeYaml.ToYaml(c.Training.AsyncMode)})");
     }
 
     /// <summary>
@@ -83,7 +85,10 @@ public static class OnlineTrainer
     /// <paramref name="reward"/> scores instead of the source the config describes (e.g. one that also records the gold reward).
     /// Under <c>rlhf launch</c> (the torchrun environment) every rank runs this with its own share of each step's prompts and
     /// its own generator on its local live weights (stage 3: the gathered ones); gradients meet in the engines; rank 0 writes
-    /// the metrics (means over the ranks) and <c>final/</c>.
+    /// the metrics (means over the ranks) and <c>final/</c>. Asynchronous runs on many ranks too: every collective (the stage-3
+    /// gather that publishes a version included) runs on the trainer thread at the same point of every rank's step, never on
+    /// the generator thread, and the staleness rule reads only versions fixed by the loop (see <see cref="Staleness"/>), so every
+    /// rank drops the same steps and the ranks' collectives stay in step.
     /// </summary>
     public static int Run(RlhfConfig config, TrainingRun run, RewardRegistry? registry = null, bool resume = false, IRewardSource? reward = null) =>
         Run(config, run, registry, resume, ahead: null, reward);
@@ -153,9 +158,13 @@ public static class OnlineTrainer
             var tag = Checkpoint.ReadLatest(dir);
             engine.LoadCheckpoint(dir, tag);
             critic?.Engine.LoadCheckpoint(CriticDirectory(dir), tag);
-            restoredPath = Path.Combine(dir, tag, OnlineState.FileName);
-            var bytes = Checkpoint.ReadClientFile(dir, tag, OnlineState.FileName)
-                ?? throw new CheckpointException(restoredPath, "missing: the checkpoint was not written by the online loop, which cannot resume without it");
+            // Asynchronous: each rank reads its own file (its share of the queued rollouts); synchronous: rank 0's says it all.
+            var stateFile = isAsync ? OnlineState.FileNameOf(engine.Rank) : OnlineState.FileName;
+            restoredPath = Path.Combine(dir, tag, stateFile);
+            var bytes = Checkpoint.ReadClientFile(dir, tag, stateFile)
+                ?? throw new CheckpointException(restoredPath, engine.Rank == 0
+                    ? "missing: the checkpoint was not written by the online loop, which cannot resume without it"
+                    : $"missing: rank {engine.Rank}'s queued rollouts; the checkpoint was written with fewer ranks (an asynchronous run resumes at the distributed.world_size it was written at)");
             restored = OnlineState.Parse(bytes, restoredPath, isAsync, lead, plan.Steps);
             if (engine.GlobalSteps != restored.Step * plan.OptimizerStepsPerStep)
                 throw new CheckpointException(restoredPath, $"Step {restored.Step}: the engine state holds {engine.GlobalSteps} optimizer steps, expected {restored.Step} × {plan.OptimizerStepsPerStep}");
@@ -163,8 +172,9 @@ public static class OnlineTrainer
         }
 
         var skips = new SkippedStepGuard(engine, config.Training.MaxConsecutiveSkippedSteps, restored?.ConsecutiveSkippedSteps ?? 0);
-        var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed, engine.Rank);
-        var (generatorThreads, trainerThreads) = ThreadSplit(config.Training, Environment.ProcessorCount);
+        var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed, engine.Rank, config.Training.KvOnUpdate);
+        // Ranks launched on one node share its cores.
+        var (generatorThreads, trainerThreads) = ThreadSplit(config.Training, Math.Max(1, Environment.ProcessorCount / env.LocalWorldSize));
         var threadsBefore = Torch.NumThreads;
         // Synchronous runs keep libtorch's count unless training.trainer_threads is set.
         int? stepThreads = isAsync ? trainerThreads : config.Training.TrainerThreads is long st ? checked((int)st) : null;
@@ -178,7 +188,7 @@ public static class OnlineTrainer
             // from the initial weights); step start+1+lead is sampled with the weights the trainer holds now.
             for (var s = start + 1; s <= Math.Min(plan.Steps, start + lead); s++)
             {
-                if (restored is not null) worker.Restore(restored.Queued[s - start - 1].ToGenerated(producer.Prompts(s), restoredPath!));
+                if (restored is not null) worker.Restore(restored.Queued[s - start - 1].ToGenerated(producer.Prompts(s), plan.SamplesPerPrompt, restoredPath!));
                 else worker.Submit(s, producer.Prompts(s), engine.AcquireWeights());
             }
             if (start + 1 + lead <= plan.Steps) worker.Submit(start + 1 + lead, producer.Prompts(start + 1 + lead), engine.AcquireWeights());
@@ -194,7 +204,7 @@ public static class OnlineTrainer
                 var queued = worker is null ? [] : Enumerable.Range(0, (int)Math.Max(0, Math.Min(plan.Steps, step + lead) - step))
                     .Select(i => QueuedRollouts.From(worker.Peek(step + 1 + i))).ToArray();
                 var state = new OnlineState(step, episode, producer.CursorBefore(step + 1), dropped, isAsync, lead, queued, skips.Consecutive);
-                if (engine.Rank == 0) File.WriteAllBytes(Path.Combine(dir, OnlineState.FileName), state.ToJson());
+                if (engine.Rank == 0 || isAsync) File.WriteAllBytes(Path.Combine(dir, OnlineState.FileNameOf(engine.Rank)), state.ToJson());
             });
         }
 
@@ -218,6 +228,8 @@ public static class OnlineTrainer
             {
                 var wait = Stopwatch.StartNew();
                 generated = worker.Take(step);
+                // generated.Version is the version leased when the step was submitted (at a fixed point of every rank's loop), not
+                // one the worker chose by timing: every rank takes the same decision here, or the ranks' collectives would part.
                 if (Staleness(engine.GlobalSteps, generated.Version, plan) > maxStaleness)
                 {
                     // Never train on data older than max_staleness versions: drop it, count it, and sample the step again now.

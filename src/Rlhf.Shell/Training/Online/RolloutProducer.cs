@@ -15,10 +15,12 @@ public sealed record GeneratedStep(long Step, PromptExample[] Prompts, RolloutRo
 /// version swap per step, no copy in shared mode). The generator is created on the first step from the first version's view and
 /// reused after; in the asynchronous loop it lives on the worker thread. Under many ranks every rank draws the step's global
 /// prompt batch and keeps its own share (rank r: prompts r·P … (r+1)·P − 1), sampling them with the request seeds a single
-/// process would give them, so a run's rollouts do not depend on the number of ranks.
+/// process would give them, so a run's rollouts do not depend on the number of ranks. <paramref name="kvOnUpdate"/> says what running
+/// sequences do with their K/V when an in-flight update arrives (<c>training.kv_on_update</c>).
 /// </summary>
 public sealed class RolloutProducer(
-    PromptExample[] examples, GenerationSettings generation, SamplingParams sampling, OnlinePlan plan, long seed, int rank = 0) : IDisposable
+    PromptExample[] examples, GenerationSettings generation, SamplingParams sampling, OnlinePlan plan, long seed, int rank = 0,
+    KvOnUpdate kvOnUpdate = KvOnUpdate.Keep) : IDisposable
 {
     private PagedGenerator? generator;
     private long cachedEpoch = -1;
@@ -51,7 +53,8 @@ public sealed class RolloutProducer(
     /// <summary>
     /// Generates step <paramref name="step"/>'s rollouts from <paramref name="prompts"/> with the weights <paramref name="lease"/> holds.
     /// With <paramref name="newer"/> (in-flight updates, PipelineRL) it is asked between decode steps for a newer version; one it
-    /// returns is adopted mid-sequence (K/V kept) and stays referenced by the generator until the next call.
+    /// returns is adopted mid-sequence (K/V kept or recomputed, as <c>training.kv_on_update</c> says) and stays referenced by the
+    /// generator until the next call.
     /// </summary>
     public GeneratedStep Generate(long step, PromptExample[] prompts, WeightsLease lease, TransformerLayers layers, Func<WeightsLease?>? newer = null)
     {
@@ -70,7 +73,7 @@ public sealed class RolloutProducer(
             var byId = new Dictionary<string, RequestOutput>();
             while (generator.HasUnfinishedRequests)
             {
-                if (newer() is { } next) generator.UpdateWeights(layers.LiveWeights(next), next.Version);
+                if (newer() is { } next) generator.UpdateWeights(layers.LiveWeights(next), next.Version, kvOnUpdate);
                 foreach (var o in generator.Step()) byId[o.RequestId] = o;
             }
             outputs = ids.Select(id => byId[id]).ToArray();

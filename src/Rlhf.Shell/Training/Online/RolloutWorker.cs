@@ -7,9 +7,10 @@ namespace Rlhf.Shell.Training.Online;
 /// <summary>
 /// The asynchronous loop's generator thread (async_rlhf's shape, Noukhovitch et al. 2024: generate batch n + 1 while training on
 /// batch n): the trainer submits a step's prompts with a lease on the published weights version that must sample them; the worker
-/// generates in submission order, releases the lease and hands the <see cref="GeneratedStep"/> back. A failure on the worker is
-/// rethrown to the trainer at its next <see cref="Take"/>; <see cref="Dispose"/> stops the thread (after the generation in
-/// progress), releases every lease still queued and frees the generator on its own thread.
+/// generates in submission order, releases the lease and hands the <see cref="GeneratedStep"/> back. A failure on the worker ends
+/// the thread (freeing the generator) and is thrown to the trainer, naming the step it was generating, at its next
+/// <see cref="Submit"/>, <see cref="Take"/> or <see cref="Peek"/>; <see cref="Dispose"/> stops the thread (after the generation
+/// in progress), releases every lease still queued and frees the generator on its own thread.
 /// </summary>
 public sealed class RolloutWorker : IDisposable
 {
@@ -26,6 +27,7 @@ public sealed class RolloutWorker : IDisposable
     private readonly Func<WeightsLease>? latest;
     private bool stopping;
     private Exception? fault;
+    private long faultStep;
     private long idleTicks;
 
     /// <summary>
@@ -41,9 +43,15 @@ public sealed class RolloutWorker : IDisposable
         this.producer = producer;
         this.layers = layers;
         this.threads = threads;
-        thread = new Thread(Loop) { IsBackground = true, Name = "rlhf-generator" };
+        thread = new Thread(Loop) { IsBackground = true, Name = ThreadName };
         thread.Start();
     }
+
+    /// <summary>Test seam: runs on the generator thread before each step's generation, in the execution context that started the worker.</summary>
+    internal static readonly AsyncLocal<Action<long>?> BeforeGenerate = new();
+
+    /// <summary>The thread's name, as errors and debuggers show it.</summary>
+    public const string ThreadName = "rlhf-generator";
 
     /// <summary>Seconds the worker has spent waiting for a job since it started.</summary>
     public double IdleSeconds
@@ -56,7 +64,12 @@ public sealed class RolloutWorker : IDisposable
     {
         lock (gate)
         {
-            if (stopping) { lease.Dispose(); throw new ObjectDisposedException(nameof(RolloutWorker)); }
+            if (stopping || fault is not null)
+            {
+                lease.Dispose();
+                ThrowIfFaulted();
+                throw new ObjectDisposedException(nameof(RolloutWorker));
+            }
             jobs.Enqueue(new Job(step, prompts, lease));
             Monitor.PulseAll(gate);
         }
@@ -90,7 +103,7 @@ public sealed class RolloutWorker : IDisposable
                     if (remove) done.Remove(step);
                     return g;
                 }
-                if (fault is not null) throw new InvalidOperationException($"the generator thread failed: {fault.Message}", fault);
+                ThrowIfFaulted();
                 if (stopping) throw new ObjectDisposedException(nameof(RolloutWorker));
                 cancel.ThrowIfCancellationRequested();
                 if (!jobs.Any(j => j.Step == step) && !busy.Contains(step))
@@ -100,8 +113,16 @@ public sealed class RolloutWorker : IDisposable
         }
     }
 
+    /// <summary>Throws the worker's failure (under the gate), naming the thread and the step it was generating.</summary>
+    private void ThrowIfFaulted()
+    {
+        if (fault is not null)
+            throw new InvalidOperationException($"the generator thread ({ThreadName}) failed generating step {faultStep}'s rollouts: {fault.Message}", fault);
+    }
+
     private void Loop()
     {
+        long step = 0;
         try
         {
             while (true)
@@ -115,6 +136,7 @@ public sealed class RolloutWorker : IDisposable
                     if (stopping) return;
                     job = jobs.Dequeue();
                     busy.Add(job.Step);
+                    step = job.Step;
                 }
                 GeneratedStep generated;
                 var held = job.Lease;
@@ -123,6 +145,7 @@ public sealed class RolloutWorker : IDisposable
                     // Per job: libtorch initialises a thread's OpenMP count lazily from the last global setting on its first parallel op.
                     Rlhf.Torch.Torch.NumThreads = threads;
                     using var scope = Rlhf.Torch.Torch.NewScope();
+                    BeforeGenerate.Value?.Invoke(job.Step);
                     Func<WeightsLease?>? newer = latest is null ? null : () =>
                     {
                         var l = latest();
@@ -147,6 +170,7 @@ public sealed class RolloutWorker : IDisposable
             lock (gate)
             {
                 fault = e;
+                faultStep = step;
                 busy.Clear();
                 Monitor.PulseAll(gate);
             }

@@ -155,6 +155,44 @@ public class AsyncTrainerTests
         finally { Cleanup(warm, sync, end, error, stopped); }
     }
 
+    [Fact]
+    public void A_generator_thread_failure_names_the_generator_and_the_step_frees_everything_and_leaves_the_earlier_checkpoints_resumable()
+    {
+        string warm = TempDir(), whole = TempDir(), failed = TempDir();
+        try
+        {
+            string[] keys = ["training.max_steps=5", "training.async=true", "training.max_staleness=1", "training.save_steps=1"];
+            Train(Load(warm, "training.max_steps=1"), warm);     // process-wide caches fill on the first run
+            var before = Live();
+            Train(Load(whole, keys), whole);
+
+            // The generator throws as it starts step 4 (submitted after step 2, generated while the trainer trains step 3): the
+            // trainer meets the failure at its next hand-over with the worker, before step 3's checkpoint can commit.
+            RolloutWorker.BeforeGenerate.Value = s => { if (s == 4) throw new IOException("injected generator failure"); };
+            Task<TrainingRun> training;
+            try
+            {
+                training = Task.Run(() => Train(Load(failed, keys), failed));    // the seam flows with the execution context
+                Assert.True(((IAsyncResult)training).AsyncWaitHandle.WaitOne(TimeSpan.FromMinutes(5)), "hang guard: the trainer never saw the generator's failure");
+            }
+            finally { RolloutWorker.BeforeGenerate.Value = null; }
+            var e = Assert.Throws<InvalidOperationException>(() => training.GetAwaiter().GetResult());
+            Assert.Contains(RolloutWorker.ThreadName, e.Message);
+            Assert.Contains("generator thread", e.Message);
+            Assert.Contains("step 4", e.Message);
+            Assert.Contains("injected generator failure", e.Message);
+            Assert.IsType<IOException>(e.InnerException);
+            Assert.Equal(before, Live());                      // the worker thread ended: it frees the generator's KV cache itself
+
+            // The checkpoints written before the failure are whole: the run resumes from step 2 and ends where the unbroken one did.
+            Assert.Equal("global_step2", File.ReadAllText(Path.Combine(failed, "checkpoints", "latest")).Trim());
+            var rest = Train(Load(failed, keys), failed, resume: true);
+            Assert.Equal([3L, 4L, 5L], rest.History.Select(r => r.Step));
+            AssertSameFinal(whole, failed, "resumed after a generator failure");
+        }
+        finally { Cleanup(warm, whole, failed); }
+    }
+
     [Theory]
     [InlineData(false, 0, 2)]
     [InlineData(true, 1, 2)]
@@ -177,14 +215,16 @@ public class AsyncTrainerTests
         finally { Cleanup(whole, parts); }
     }
 
-    [Fact]
-    public void In_flight_updates_record_token_versions_no_older_than_the_sequence_and_no_newer_than_the_trainer()
+    [Theory]
+    [InlineData("keep")]
+    [InlineData("recompute")]
+    public void In_flight_updates_record_token_versions_no_older_than_the_sequence_and_no_newer_than_the_trainer(string kv)
     {
         var dir = TempDir();
         try
         {
             var run = Train(Load(dir, "training.max_steps=4", "training.async=true", "training.max_staleness=1", "training.async_mode=inflight",
-                "generation.max_new_tokens=16"), dir);
+                $"training.kv_on_update={kv}", "generation.max_new_tokens=16"), dir);
             Assert.Equal(4, run.History.Count);
             foreach (var r in run.History)
             {
@@ -196,6 +236,21 @@ public class AsyncTrainerTests
             }
         }
         finally { Cleanup(dir); }
+    }
+
+    [Fact]
+    public void Kv_recompute_is_refused_where_the_generator_never_adopts_weights_mid_sequence()
+    {
+        var dir = TempDir();
+        foreach (var keys in new[] { new[] { "training.async=false" }, ["training.async=true", "training.async_mode=step"] })
+        {
+            var e = Assert.Throws<NotSupportedException>(() => OnlineTrainer.CheckSupported(Load(dir, [.. keys, "training.kv_on_update=recompute"])));
+            Assert.Contains("training.kv_on_update", e.Message);
+            Assert.Contains("async_mode=inflight", e.Message);
+        }
+        OnlineTrainer.CheckSupported(Load(dir, "training.async=true", "training.async_mode=inflight", "training.kv_on_update=recompute"));
+        OnlineTrainer.CheckSupported(Load(dir, "training.async=true", "distributed.world_size=2"));   // many ranks are no longer refused
+        Cleanup(dir);
     }
 
     [Fact]
