@@ -51,6 +51,20 @@ public class LauncherTests
     }
 
     [Fact]
+    public void The_rendezvous_store_listens_only_on_the_master_address()
+    {
+        // c10d's own TCPStore server would show here as 0.0.0.0:port and [::]:port.
+        var port = Cluster.FreePort();
+        var (code, output, err) = Launch(2, port, "store-binding");
+        Assert.True(code == 0, output + err);
+        Assert.Contains("[rank 1] OK store-binding rank 1", output);
+        var listening = Regex.Matches(output, @"\[rank 0\] LISTEN (\S+)").Select(m => m.Groups[1].Value).ToList();
+        Assert.Equal([$"127.0.0.1:{port}"], listening);
+        var throughOthers = Regex.Matches(output, @"\[rank 0\] CONNECT (\S+) (\w+)").Select(m => (m.Groups[1].Value, m.Groups[2].Value)).ToList();
+        Assert.All(throughOthers, c => Assert.True(c.Item2 == "refused", $"the store accepted a connection through {c.Item1}"));
+    }
+
+    [Fact]
     public void A_failing_worker_stops_the_others_and_its_exit_code_propagates()
     {
         var sw = Stopwatch.StartNew();

@@ -20,6 +20,7 @@ internal static partial class Scenarios
             "peer-dies" => PeerDies(kv),
             "peer-hangs" => PeerHangs(kv),
             "exit" => ExitWith(kv),
+            "store-binding" => StoreBinding(kv),
             _ => RunEngine(args[0], kv),
         };
     }

@@ -106,19 +106,40 @@ public sealed record DistributedEnvironment(
         return prefix + first;
     }
 
+    /// <summary>torchrun's variable telling workers that its agent hosts the store at MASTER_ADDR:MASTER_PORT ("True").</summary>
+    public const string AgentStoreVariable = "TORCHELASTIC_USE_AGENT_STORE";
+
     /// <summary>
-    /// Rendezvous: rank 0 hosts a TCPStore at MasterAddr:MasterPort, everyone joins through
-    /// <c>PrefixStore("default_pg")</c>, and a Gloo (or NCCL) group is created with <paramref name="timeout"/>.
+    /// Rendezvous: rank 0 hosts a <see cref="TcpStoreServer"/> at MasterAddr:MasterPort, listening only on the addresses
+    /// MasterAddr names (or <see cref="TcpStoreServer.BindVariable"/>'s), every rank joins it as a c10d TCPStore client through
+    /// <c>PrefixStore("default_pg")</c>, and a Gloo (or NCCL) group is created with <paramref name="timeout"/>. The group owns
+    /// the server. Under torchrun with <see cref="AgentStoreVariable"/> its agent hosts the store and nobody else does; keys then
+    /// live under <c>/worker/attempt_N</c> as torch.distributed's own workers put them (torch/distributed/rendezvous.py).
     /// </summary>
     public ProcessGroup InitProcessGroup(TimeSpan timeout, Backend backend = Backend.Gloo)
     {
-        var tcp = Store.Tcp(MasterAddr, MasterPort, Rank == 0, WorldSize, timeout);
-        var store = tcp.WithPrefix("default_pg");
-        // This rank's own address for Gloo: loopback on one node, the machine's name across nodes.
-        var host = Environment.GetEnvironmentVariable("RLHF_GLOO_HOST")
-                   ?? (MasterAddr is "127.0.0.1" or "localhost" ? "127.0.0.1" : System.Net.Dns.GetHostName());
-        return backend == Backend.Gloo
-            ? ProcessGroup.Gloo(store, Rank, WorldSize, host, timeout)
-            : ProcessGroup.Nccl(store, Rank, WorldSize, timeout);
+        var env = Environment.GetEnvironmentVariables();
+        string? Var(string k) => env[k] as string;
+        var agentStore = Var(AgentStoreVariable) == "True";
+        // c10d's own server would listen on every interface (TCPStoreOptions has no bind address): host ours instead.
+        var server = Rank == 0 && !agentStore
+            ? TcpStoreServer.Start(TcpStoreServer.BindAddresses(MasterAddr, Var(TcpStoreServer.BindVariable)), MasterPort)
+            : null;
+        try
+        {
+            var tcp = Store.Tcp(MasterAddr, MasterPort, isServer: false, WorldSize, timeout);
+            var job = agentStore ? tcp.WithPrefix($"/worker/attempt_{Var("TORCHELASTIC_RESTART_COUNT") ?? "0"}") : tcp;
+            var store = job.WithPrefix("default_pg");
+            // This rank's own address for Gloo: loopback on one node, the machine's name across nodes.
+            var host = Var("RLHF_GLOO_HOST") ?? (MasterAddr is "127.0.0.1" or "localhost" ? "127.0.0.1" : System.Net.Dns.GetHostName());
+            return backend == Backend.Gloo
+                ? ProcessGroup.Gloo(store, Rank, WorldSize, host, timeout, server)
+                : ProcessGroup.Nccl(store, Rank, WorldSize, timeout, server);
+        }
+        catch
+        {
+            server?.Dispose();
+            throw;
+        }
     }
 }

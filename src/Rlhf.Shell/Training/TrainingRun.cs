@@ -96,12 +96,17 @@ public sealed class TrainingRun : IDisposable
                     "nothing to resume: no checkpoint was written in this run directory (training.save_steps sets how often a run saves)");
             tag = Checkpoint.ReadLatest(checkpoints);
             // The online loop keeps its own state (queued rollouts and all) and reads it itself; the offline stages' is read here.
+            // Only rank 0 (which logs) rewrites the metrics: another rank's rewrite, a rename, would orphan rank 0's open file.
+            var logs = Engine.DistributedEnvironment.FromProcess().Rank == 0;
             if (Checkpoint.ReadClientFile(checkpoints, tag, Online.OnlineState.FileName) is { } online)
-                MetricsSinks.DropAfter(dir, Online.OnlineState.StepOf(online, Path.Combine(checkpoints, tag, Online.OnlineState.FileName)));
+            {
+                var step = Online.OnlineState.StepOf(online, Path.Combine(checkpoints, tag, Online.OnlineState.FileName));
+                if (logs) MetricsSinks.DropAfter(dir, step);
+            }
             else
             {
                 resumed = TrainerState.Read(checkpoints, tag);
-                MetricsSinks.DropAfter(dir, resumed.Step);
+                if (logs) MetricsSinks.DropAfter(dir, resumed.Step);
             }
         }
         WriteAtomically(Path.Combine(dir, ResolvedConfigFile), ConfigLoader.ToYaml(config));

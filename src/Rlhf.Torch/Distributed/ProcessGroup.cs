@@ -35,6 +35,7 @@ public sealed class ProcessGroup : IDisposable
 {
     internal readonly ProcessGroupHandle H;
     private readonly Store store;
+    private readonly IDisposable? owned;
 
     /// <summary>This process's rank in the group.</summary>
     public int Rank { get; }
@@ -45,28 +46,32 @@ public sealed class ProcessGroup : IDisposable
     /// <summary>The timeout every collective of the group runs under.</summary>
     public TimeSpan Timeout { get; }
 
-    private ProcessGroup(IntPtr h, Store store, int rank, int size, Backend backend, TimeSpan timeout)
+    private ProcessGroup(IntPtr h, Store store, int rank, int size, Backend backend, TimeSpan timeout, IDisposable? owned)
     {
         H = new ProcessGroupHandle(Dist.Check(h));
         this.store = store;
+        this.owned = owned;
         Rank = rank;
         Size = size;
         Backend = backend;
         Timeout = timeout;
     }
 
-    /// <summary>A Gloo group over <paramref name="store"/>; <paramref name="host"/> is the address peers reach this rank on (127.0.0.1 for one machine).</summary>
-    public static ProcessGroup Gloo(Store store, int rank, int size, string host, TimeSpan timeout)
+    /// <summary>
+    /// A Gloo group over <paramref name="store"/>; <paramref name="host"/> is the address peers reach this rank on (127.0.0.1 for one
+    /// machine); <paramref name="owned"/> (e.g. the rendezvous store server this rank hosts) is disposed with the group.
+    /// </summary>
+    public static ProcessGroup Gloo(Store store, int rank, int size, string host, TimeSpan timeout, IDisposable? owned = null)
     {
         Validate(rank, size);
-        return new(N.rt_pg_gloo_new(store.H, rank, size, host, (long)timeout.TotalMilliseconds), store, rank, size, Backend.Gloo, timeout);
+        return new(N.rt_pg_gloo_new(store.H, rank, size, host, (long)timeout.TotalMilliseconds), store, rank, size, Backend.Gloo, timeout, owned);
     }
 
-    /// <summary>An NCCL group over <paramref name="store"/> (CUDA libtorch only; tensors on this rank's device).</summary>
-    public static ProcessGroup Nccl(Store store, int rank, int size, TimeSpan timeout)
+    /// <summary>An NCCL group over <paramref name="store"/> (CUDA libtorch only; tensors on this rank's device); <paramref name="owned"/> is disposed with the group.</summary>
+    public static ProcessGroup Nccl(Store store, int rank, int size, TimeSpan timeout, IDisposable? owned = null)
     {
         Validate(rank, size);
-        return new(N.rt_pg_nccl_new(store.H, rank, size, (long)timeout.TotalMilliseconds), store, rank, size, Backend.Nccl, timeout);
+        return new(N.rt_pg_nccl_new(store.H, rank, size, (long)timeout.TotalMilliseconds), store, rank, size, Backend.Nccl, timeout, owned);
     }
 
     private static void Validate(int rank, int size)
@@ -110,8 +115,12 @@ public sealed class ProcessGroup : IDisposable
         return new Work(Dist.Check(w));
     }
 
-    /// <summary>Releases the native group (after every work was waited for).</summary>
-    public void Dispose() => H.Dispose();
+    /// <summary>Releases the native group (after every work was waited for), then what it owns.</summary>
+    public void Dispose()
+    {
+        H.Dispose();
+        owned?.Dispose();
+    }
 }
 
 /// <summary>One in-flight collective (c10d <c>Work</c>).</summary>

@@ -234,7 +234,8 @@ public static class OfflineStages
             if (before.Count > 0) Log(0, before);
         }
 
-        TrainerState State(long step) => new(AlgorithmYaml.ToYaml(t.Algorithm), step, step * examplesPerStep, cursor, t.Seed, consecutive,
+        var skips = new SkippedStepGuard(engine, t.MaxConsecutiveSkippedSteps, consecutive);
+        TrainerState State(long step) => new(AlgorithmYaml.ToYaml(t.Algorithm), step, step * examplesPerStep, cursor, t.Seed, skips.Consecutive,
             fingerprint, new Dictionary<string, string>());
         string Save(long step)
         {
@@ -261,7 +262,7 @@ public static class OfflineStages
             }
             var seconds = clock.Elapsed.TotalSeconds;
             var skipped = engine.SkippedSteps > skippedBefore;
-            consecutive = skipped ? consecutive + 1 : 0;
+            skips.Observe(engine);
             if (step % Math.Max(1, t.LoggingSteps) == 0 || step == steps || skipped)
             {
                 var m = MeanOf(parts);
@@ -274,14 +275,11 @@ public static class OfflineStages
                 if (t.EvalSteps is long es && es > 0 && step % es == 0 && step != steps) foreach (var (k, v) in evaluate()) m[k] = v;
                 Log(step, m);
             }
-            if (t.MaxConsecutiveSkippedSteps > 0 && consecutive >= t.MaxConsecutiveSkippedSteps)
+            if (skips.Reached)
             {
                 var at = Save(step);
                 var loss = parts.Select(p => p.GetValueOrDefault("loss", double.NaN)).Last();
-                throw new TrainingDivergedException(
-                    $"training stopped at step {step}: {consecutive} optimizer steps in a row (steps {step - consecutive + 1}–{step}) had a non-finite loss or gradient norm " +
-                    $"(last loss {MetricsFormat(loss)}, grad_norm {MetricsFormat(engine.LastGradNorm)}) and were skipped; training.max_consecutive_skipped_steps is {t.MaxConsecutiveSkippedSteps}. " +
-                    $"Checkpoint {at} holds the state before them (nothing was applied): lower the learning rate or check the data, then resume with --resume", at);
+                throw skips.Stop(step, engine.GlobalSteps, $"last loss {MetricsFormat(loss)}, grad_norm {MetricsFormat(engine.LastGradNorm)}", at);
             }
             var saved = t.SaveSteps > 0 && step % t.SaveSteps == 0 && step != steps ? Save(step) : null;
             if (run.Stopping.IsCancellationRequested && step != steps)

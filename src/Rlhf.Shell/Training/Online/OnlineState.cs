@@ -19,7 +19,9 @@ namespace Rlhf.Shell.Training.Online;
 /// <param name="Async">Whether the run is asynchronous (<c>training.async</c>).</param>
 /// <param name="Ahead">Steps the generator runs ahead of the trainer (0 when synchronous).</param>
 /// <param name="Queued">The generated steps after <paramref name="Step"/> that were waiting to be trained on.</param>
-public sealed record OnlineState(long Step, long Episode, long PromptCursor, long DroppedStale, bool Async, long Ahead, QueuedRollouts[] Queued)
+/// <param name="ConsecutiveSkippedSteps">Optimizer steps skipped in a row up to <paramref name="Step"/> (<see cref="SkippedStepGuard"/>).</param>
+public sealed record OnlineState(long Step, long Episode, long PromptCursor, long DroppedStale, bool Async, long Ahead, QueuedRollouts[] Queued,
+    long ConsecutiveSkippedSteps = 0)
 {
     /// <summary>The client file's name in a checkpoint directory (rank 0's).</summary>
     public const string FileName = "online_state.json";

@@ -24,7 +24,9 @@ using Torch = Rlhf.Torch.Torch;
 /// engine backward and step → metrics. The loop holds no loss math: the objective does. With <c>training.async</c> the generator
 /// runs on its own thread <c>max_staleness</c> steps ahead (async_rlhf, Noukhovitch et al. 2024), sampling step s with the
 /// weights published after step s − 1 − max_staleness (snapshot live weights, one copy per step); staleness 0 is the synchronous
-/// loop on two threads, bit for bit.
+/// loop on two threads, bit for bit. An optimizer step with a non-finite gradient norm is skipped (<c>train/skipped_steps</c>), and
+/// <c>training.max_consecutive_skipped_steps</c> of them in a row stop the run after a checkpoint, as in the offline stages
+/// (<see cref="SkippedStepGuard"/>).
 /// </summary>
 public static class OnlineTrainer
 {
@@ -170,6 +172,7 @@ public static class OnlineTrainer
             (start, episode, dropped) = (restored.Step, restored.Episode, restored.DroppedStale);
         }
 
+        var skips = new SkippedStepGuard(engine, config.Training.MaxConsecutiveSkippedSteps, restored?.ConsecutiveSkippedSteps ?? 0);
         var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed, engine.Rank, config.Training.KvOnUpdate);
         // Ranks launched on one node share its cores.
         var (generatorThreads, trainerThreads) = ThreadSplit(config.Training, Math.Max(1, Environment.ProcessorCount / env.LocalWorldSize));
@@ -201,7 +204,7 @@ public static class OnlineTrainer
             {
                 var queued = worker is null ? [] : Enumerable.Range(0, (int)Math.Max(0, Math.Min(plan.Steps, step + lead) - step))
                     .Select(i => QueuedRollouts.From(worker.Peek(step + 1 + i))).ToArray();
-                var state = new OnlineState(step, episode, producer.CursorBefore(step + 1), dropped, isAsync, lead, queued);
+                var state = new OnlineState(step, episode, producer.CursorBefore(step + 1), dropped, isAsync, lead, queued, skips.Consecutive);
                 if (engine.Rank == 0 || isAsync) File.WriteAllBytes(Path.Combine(dir, OnlineState.FileNameOf(engine.Rank)), state.ToJson());
             });
         }
@@ -272,7 +275,7 @@ public static class OnlineTrainer
 
             // --- train
             clock.Restart();
-            var microStats = PolicyUpdate.Train(engine, objective, prepared, plan, pad, temperature, seed, step, correction, critic);
+            var microStats = PolicyUpdate.Train(engine, objective, prepared, plan, pad, temperature, seed, step, correction, critic, skips);
             var trainSeconds = clock.Elapsed.TotalSeconds;
             episode += plan.RolloutsPerStep;
 
@@ -323,6 +326,13 @@ public static class OnlineTrainer
                 if (engine.WorldSize > 1)
                     foreach (var key in metrics.Keys.Order(StringComparer.Ordinal).ToArray()) metrics[key] = engine.AllReduceMean(metrics[key]);
                 if (engine.Rank == 0) run.Log(step, episode, metrics);
+            }
+            if (skips.Reached)
+            {
+                // As the offline stages stop (the same rule): a checkpoint of the state the skipped steps left untouched, then the error.
+                Save();
+                var at = Path.Combine(run.CheckpointsDirectory, Checkpoint.ReadLatest(run.CheckpointsDirectory));
+                throw skips.Stop(step, engine.GlobalSteps, $"last grad_norm {engine.LastGradNorm.ToString("G6", System.Globalization.CultureInfo.InvariantCulture)}", at);
             }
             var saved = false;
             if (config.Training.SaveSteps > 0 && step % config.Training.SaveSteps == 0 && step != plan.Steps)

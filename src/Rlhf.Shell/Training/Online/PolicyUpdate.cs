@@ -19,10 +19,10 @@ public static class PolicyUpdate
 {
     /// <summary>
     /// Trains <paramref name="engine"/> (and PPO's <paramref name="critic"/>, through the same loss) on <paramref name="prepared"/>;
-    /// returns the micro-batches' stats (mean them for the step).
+    /// returns the micro-batches' stats (mean them for the step). <paramref name="skips"/> observes every optimizer step.
     /// </summary>
     public static List<TensorStats> Train(ZeroEngine engine, IObjective objective, ObjectiveBatch prepared, OnlinePlan plan, long pad, double temperature,
-        long seed, long step, ImportanceCorrection? correction = null, Critic? critic = null)
+        long seed, long step, ImportanceCorrection? correction = null, Critic? critic = null, SkippedStepGuard? skips = null)
     {
         var microStats = new List<TensorStats>();
         var groups = Groups.Members(prepared.Rollouts.GroupIds);
@@ -50,6 +50,7 @@ public static class PolicyUpdate
                 if (critic is null) engine.Backward(loss);
                 else ZeroEngine.Backward(loss, engine, critic.Engine);
                 engine.Step();
+                skips?.Observe(engine);
                 critic?.Engine.Step();
                 microStats.Add(stats.MoveToOuter());
             }
