@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using Rlhf.Core.Models;
 using Rlhf.Settings;
+using Rlhf.Shell.Engine;
 using Rlhf.Shell.Generation;
 using Rlhf.Torch;
 using Rlhf.Torch.Distributed;
@@ -229,10 +229,10 @@ public sealed class GpuBench : IBenchSuite
     /// <summary>A one-rank NCCL group over a loopback TCPStore: every collective on device tensors, values checked.</summary>
     private void Nccl(Device device)
     {
-        int port;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0)) { probe.Start(); port = ((IPEndPoint)probe.LocalEndpoint).Port; probe.Stop(); }
+        // The job's store as `rlhf launch` hosts it: our server on loopback only, this rank joining as a c10d client.
         var timeout = TimeSpan.FromSeconds(60);
-        using var store = Store.Tcp("127.0.0.1", port, isServer: true, numWorkers: 1, timeout);
+        using var server = TcpStoreServer.Start([IPAddress.Loopback], 0);
+        using var store = Store.Tcp("127.0.0.1", server.Port, isServer: false, numWorkers: 1, timeout);
         using var prefixed = store.WithPrefix("default_pg");
         using var pg = ProcessGroup.Nccl(prefixed, 0, 1, timeout);
         using var scope = Torch.NewScope();
@@ -258,6 +258,6 @@ public sealed class GpuBench : IBenchSuite
         var scattered = Torch.Zeros([4], device: device);
         pg.ReduceScatter(a, scattered).Wait();
         Check("reduce-scatter", scattered, [1, 2, 3, 4]);
-        Row("nccl", "one rank, TCPStore on 127.0.0.1, tensors on " + device, "ok: " + string.Join(", ", checks));
+        Row("nccl", "one rank, the job store (TcpStoreServer) on 127.0.0.1, tensors on " + device, "ok: " + string.Join(", ", checks));
     }
 }
