@@ -57,12 +57,18 @@ public sealed class CausalAttention(Tensor? paddingMask = null) : IAttention
         using var scope = Torch.NewScope();
         long t = q.Size(2);
         // The "not allowed" mask, built once for all layers of a forward (and kept while the padding mask stays equal).
-        maskMemo ??= new InputMemo<MaskKey>();
-        var blocked = maskMemo.GetOrBuild(new MaskKey(t, q.Device), PaddingMask, () =>
+        Tensor Build()
         {
             using var s = Torch.NewScope();
-            return [Attention.CausalMask(t, PaddingMask, q.Device).LogicalNot().MoveToOuter()];      // [B|1, 1, T, T]
-        })[0];
+            return Attention.CausalMask(t, PaddingMask, q.Device).LogicalNot().MoveToOuter();        // [B|1, 1, T, T]
+        }
+        Tensor blocked;
+        if (!Transformer.MemosActive) blocked = Build();                                              // no scope: this layer's own
+        else
+        {
+            maskMemo ??= new InputMemo<MaskKey>();
+            blocked = maskMemo.GetOrBuild(new MaskKey(t, q.Device), PaddingMask, () => [Build()])[0];
+        }
         return Attention.ScaledDotProductBlocked(q, k, v, blocked, scale).MoveToOuter();
     }
 }

@@ -128,13 +128,15 @@ public static class Rotary
 
     /// <summary>
     /// <see cref="Tables(Tensor, ModelConfig, ScalarType)"/> built once for all layers of a forward and kept across forwards
-    /// while the positions (by contents on CPU), frequencies, dtype and device stay the same: each [B, 1, T, r]. The tables
-    /// belong to a per-thread memo: use them, do not dispose them.
+    /// while the positions (by contents on CPU), frequencies, dtype and device stay the same, inside a
+    /// <see cref="Transformer.KeepForwardInputs"/> scope: each [B, 1, T, r]. Inside a scope the tables belong to a per-thread
+    /// memo (use them, do not dispose them); outside one they are built afresh in the caller's tensor scope.
     /// </summary>
     public static (Tensor Cos, Tensor Sin) CachedTables(Tensor positions, ModelConfig config, ScalarType dtype)
     {
         var seqLen = config.RopeScaling is DynamicRopeScaling && positions.NumEl > 0 ? positions.Max().ItemLong() + 1 : 0;
         var (inv, attentionFactor) = Frequencies(config.RotaryDim, config.RopeTheta, config.RopeScaling, config.MaxPositionEmbeddings, seqLen);
+        if (!Transformer.MemosActive) return Tables(positions, inv, attentionFactor, dtype);   // no scope: this layer's own
         tableMemo ??= new InputMemo<TableKey>();
         var t = tableMemo.GetOrBuild(new TableKey(inv, attentionFactor, dtype, positions.Device), positions, () =>
         {

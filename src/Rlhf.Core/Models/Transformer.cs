@@ -12,21 +12,40 @@ using Torch = Rlhf.Torch.Torch;
 /// </summary>
 public static class Transformer
 {
+    [ThreadStatic] private static int memoDepth;
+
+    /// <summary>True inside a <see cref="KeepForwardInputs"/> scope on this thread: rotary tables and masks are then memoised.</summary>
+    internal static bool MemosActive => memoDepth > 0;
+
     /// <summary>
-    /// Frees the calling thread's memoised forward inputs (rotary tables, causal mask — kept across forwards over equal
-    /// inputs). A thread that ran forwards calls this before it ends, else its last entry stays allocated.
+    /// A scope on the calling thread inside which the rotary tables and causal masks of forwards are built once and kept
+    /// while their inputs stay equal (every layer of a forward, and consecutive forwards of a run, reuse them); when the
+    /// outermost scope ends they are freed, so nothing outlives the work that made it. <see cref="ForwardHidden"/> opens one
+    /// per forward; a training run or a generator step opens one around many. Outside any scope each layer builds its own.
     /// </summary>
-    public static void ReleaseThreadMemos()
+    public static ForwardInputsScope KeepForwardInputs()
     {
-        Rotary.ReleaseThreadMemo();
-        CausalAttention.ReleaseThreadMemo();
+        memoDepth++;
+        return new ForwardInputsScope(Environment.CurrentManagedThreadId);
     }
 
-    /// <summary>Disposing it calls <see cref="ReleaseThreadMemos"/>: a training run holds one on its thread for its duration.</summary>
-    public readonly struct ThreadMemoRelease : IDisposable
+    /// <summary>The scope <see cref="KeepForwardInputs"/> returns; dispose it on the thread that opened it.</summary>
+    public readonly struct ForwardInputsScope : IDisposable
     {
-        /// <summary>Frees the calling thread's memoised forward inputs.</summary>
-        public void Dispose() => ReleaseThreadMemos();
+        private readonly int thread;
+
+        internal ForwardInputsScope(int thread) => this.thread = thread;
+
+        /// <summary>Leaves the scope; the outermost one frees the thread's memoised tables and masks.</summary>
+        public void Dispose()
+        {
+            if (thread == 0) return;   // default(ForwardInputsScope): never opened
+            if (thread != Environment.CurrentManagedThreadId)
+                throw new InvalidOperationException("a forward-inputs scope must end on the thread that opened it");
+            if (--memoDepth > 0) return;
+            Rotary.ReleaseThreadMemo();
+            CausalAttention.ReleaseThreadMemo();
+        }
     }
 
     /// <summary>
@@ -78,6 +97,7 @@ public static class Transformer
     /// </summary>
     public static Tensor ForwardHidden(ModelWeights w, Tensor ids, Tensor? positions = null, Tensor? attentionMask = null, IAttention? attention = null)
     {
+        using var memos = KeepForwardInputs();                                    // rotary tables and mask once per forward
         using var scope = Torch.NewScope();
         if (ids.Dim != 2) throw new ArgumentException($"ids must be [B, T]; got [{string.Join(", ", ids.Shape)}]", nameof(ids));
         positions ??= attentionMask is not null ? PositionsFromMask(attentionMask) : Torch.Arange(ids.Size(1), device: ids.Device).Unsqueeze(0).Expand(ids.Size(0), ids.Size(1));

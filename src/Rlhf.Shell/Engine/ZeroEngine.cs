@@ -1,3 +1,4 @@
+using Rlhf.Core.Models;
 using Rlhf.Core.Schedules;
 using Rlhf.Settings;
 using Rlhf.Shell.Io;
@@ -174,7 +175,11 @@ public sealed class ZeroEngine : IDisposable
     /// receives <paramref name="context"/> (see <see cref="LayerContext"/>). With gradients enabled on a trainable engine
     /// the call is remembered for <see cref="Backward(Tensor)"/>; a frozen engine always runs without gradients.
     /// </summary>
-    public Tensor Forward(Tensor input, LayerContext? context = null) => runner.Forward(input, context, training: Trainable && Torch.IsGradEnabled);
+    public Tensor Forward(Tensor input, LayerContext? context = null)
+    {
+        using var memos = Transformer.KeepForwardInputs();   // rotary tables and mask once per forward, not per layer
+        return runner.Forward(input, context, training: Trainable && Torch.IsGradEnabled);
+    }
 
     /// <summary>Backward of <paramref name="loss"/> scaled by 1/gas, then this engine's gradient epilogue.</summary>
     public void Backward(Tensor loss) => Backward(loss, this);

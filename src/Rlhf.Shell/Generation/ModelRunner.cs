@@ -72,6 +72,7 @@ public sealed class ModelRunner
         var attention = new PagedKvAttention(cache, md);
         var idT = Torch.From<long>(ids, [1, n], device);                                   // [1, N]
         var posT = Torch.From<long>(pos, [1, n], device);                                  // [1, N]
+        using var memos = Transformer.KeepForwardInputs();                           // rotary tables once per step, not per layer
         var x = Transformer.Embed(Weights, idT, posT);                                // [1, N, D]
         for (var l = 0; l < Weights.Config.NumHiddenLayers; l++)
         {

@@ -25,6 +25,7 @@ public class ForwardMemoTests
     public void Cached_rotary_tables_equal_fresh_ones_whatever_changes_between_calls()
     {
         using var scope = Torch.NewScope();
+        using var memos = Transformer.KeepForwardInputs();
         var llama = ModelConfig.Llama(11, 16, 24, 1, 2);
         var otherTheta = llama with { RopeTheta = 500 };
         var dynamic = ModelConfig.Llama(11, 16, 24, 1, 2, maxPositions: 4) with { RopeScaling = new DynamicRopeScaling(3) };
@@ -47,6 +48,7 @@ public class ForwardMemoTests
     public void Cached_rotary_tables_are_built_once_for_equal_positions()
     {
         using var scope = Torch.NewScope();
+        using var memos = Transformer.KeepForwardInputs();
         var c = ModelConfig.Llama(11, 16, 24, 1, 2);
         var first = Rotary.CachedTables(Positions(0, 1, 2, 3), c, ScalarType.Float32);
         var again = Rotary.CachedTables(Positions(0, 1, 2, 3), c, ScalarType.Float32);      // a new tensor, equal contents
@@ -58,31 +60,27 @@ public class ForwardMemoTests
     }
 
     [Fact]
-    public void Releasing_the_threads_memos_frees_its_tables_and_mask()
+    public void Memos_live_only_inside_a_scope_and_are_freed_when_the_outermost_one_ends()
     {
-        // On a fresh thread (the memos are per thread), so the test's own thread keeps whatever it held.
-        bool tablesFreed = false, maskFreed = false, rebuilt = false;
-        var worker = new Thread(() =>
+        using var scope = Torch.NewScope();
+        var c = ModelConfig.Llama(11, 16, 24, 1, 2);
+        var outside1 = Rotary.CachedTables(Positions(0, 1, 2), c, ScalarType.Float32);
+        var outside2 = Rotary.CachedTables(Positions(0, 1, 2), c, ScalarType.Float32);
+        Assert.NotSame(outside1.Cos, outside2.Cos);                                  // no scope: nothing is kept
+        (Tensor Cos, Tensor Sin) kept;
+        using (Transformer.KeepForwardInputs())
         {
-            using var scope = Torch.NewScope();
-            var c = ModelConfig.Llama(11, 16, 24, 1, 2);
-            var (cos, _) = Rotary.CachedTables(Positions(0, 1, 2), c, ScalarType.Float32);
-            var q = Torch.Zeros([1, 2, 3, 8]);
-            new CausalAttention().Attend(0, q, q, q, 0.5);
-            Transformer.ReleaseThreadMemos();
-            tablesFreed = cos.IsDisposed;
-            var (again, _) = Rotary.CachedTables(Positions(0, 1, 2), c, ScalarType.Float32);
-            rebuilt = !ReferenceEquals(again, cos) && !again.IsDisposed;
-            var live = Torch.LiveTensors;
-            Transformer.ReleaseThreadMemos();
-            maskFreed = Torch.LiveTensors < live;
-            Transformer.ReleaseThreadMemos();   // idempotent
-        });
-        worker.Start();
-        worker.Join();
-        Assert.True(tablesFreed, "the rotary tables are freed");
-        Assert.True(rebuilt, "after a release the next call builds a fresh entry");
-        Assert.True(maskFreed, "releasing frees what the thread still held");
+            kept = Rotary.CachedTables(Positions(0, 1, 2), c, ScalarType.Float32);
+            using (Transformer.KeepForwardInputs())
+                Assert.Same(kept.Cos, Rotary.CachedTables(Positions(0, 1, 2), c, ScalarType.Float32).Cos);
+            Assert.False(kept.Cos.IsDisposed, "an inner scope's end keeps the outer scope's entry");
+            Assert.Same(kept.Cos, Rotary.CachedTables(Positions(0, 1, 2), c, ScalarType.Float32).Cos);
+        }
+        Assert.True(kept.Cos.IsDisposed && kept.Sin.IsDisposed, "the outermost scope's end frees the tables");
+        var live = Torch.LiveTensors;
+        var q = Torch.Zeros([1, 2, 3, 8]);
+        using (Transformer.KeepForwardInputs()) new CausalAttention().Attend(0, q, q, q, 0.5).Dispose();
+        Assert.Equal(live + 1, Torch.LiveTensors);                                  // q alone: the mask went with the scope
     }
 
     [Fact]

@@ -99,7 +99,7 @@ public static class OnlineTrainer
     /// </summary>
     internal static int Run(RlhfConfig config, TrainingRun run, RewardRegistry? registry, bool resume, long? ahead, IRewardSource? reward = null)
     {
-        using var memos = new Transformer.ThreadMemoRelease();   // this thread's rotary tables and mask end with the run
+        using var memos = Transformer.KeepForwardInputs();   // rotary tables and masks kept across the run's forwards, freed at its end
         CheckSupported(config);
         var plan = OnlinePlan.From(config);
         var env = DistributedEnvironment.FromProcess();

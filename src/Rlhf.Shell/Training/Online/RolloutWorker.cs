@@ -179,7 +179,6 @@ public sealed class RolloutWorker : IDisposable
         finally
         {
             producer.Dispose();
-            Transformer.ReleaseThreadMemos();   // this thread's rotary tables and mask would outlive it
         }
     }
 
