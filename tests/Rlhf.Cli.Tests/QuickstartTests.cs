@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using System.Xml.Linq;
+using Rlhf.Tests.Shared;
 
 namespace Rlhf.Cli.Tests;
 
@@ -89,51 +90,6 @@ public class QuickstartTests(QuickstartRun run) : IClassFixture<QuickstartRun>
         Assert.Contains("gold win-rate vs SFT", run.Result.Out);
     }
 
-    /// <summary>CRC-32C bit by bit from the reflected polynomial (nothing shared with the writer), masked as TFRecord masks it.</summary>
-    private static uint MaskedCrc(ReadOnlySpan<byte> data)
-    {
-        var crc = uint.MaxValue;
-        foreach (var b in data)
-        {
-            crc ^= b;
-            for (var k = 0; k < 8; k++) crc = (crc >> 1) ^ ((crc & 1) * 0x82F63B78u);
-        }
-        crc = ~crc;
-        return unchecked(((crc >> 15) | (crc << 17)) + 0xA282EAD8u);
-    }
-
-    private static ulong Varint(byte[] b, ref int i)
-    {
-        ulong v = 0;
-        for (var shift = 0; ; shift += 7)
-        {
-            var x = b[i++];
-            v |= (ulong)(x & 0x7F) << shift;
-            if (x < 0x80) return v;
-        }
-    }
-
-    /// <summary>The length-delimited and fixed fields of a protobuf message as (field, payload, varint).</summary>
-    private static List<(int Field, byte[] Bytes, ulong Varint)> Fields(byte[] m)
-    {
-        var result = new List<(int, byte[], ulong)>();
-        var i = 0;
-        while (i < m.Length)
-        {
-            var key = Varint(m, ref i);
-            var field = (int)(key >> 3);
-            switch ((int)(key & 7))
-            {
-                case 0: result.Add((field, [], Varint(m, ref i))); break;
-                case 1: result.Add((field, m[i..(i + 8)], 0)); i += 8; break;
-                case 5: result.Add((field, m[i..(i + 4)], 0)); i += 4; break;
-                case 2: var n = (int)Varint(m, ref i); result.Add((field, m[i..(i + n)], 0)); i += n; break;
-                default: throw new Xunit.Sdk.XunitException($"unexpected wire type in {Convert.ToHexString(m)}");
-            }
-        }
-        return result;
-    }
-
     [Fact]
     public void Every_stage_has_tensorboard_records_with_valid_crcs_whose_scalars_match_metrics_jsonl()
     {
@@ -142,25 +98,17 @@ public class QuickstartTests(QuickstartRun run) : IClassFixture<QuickstartRun>
         {
             var files = Directory.GetFiles(Path.Combine(Dir, stage), "events.out.tfevents.*");
             Assert.Single(files);
-            var bytes = File.ReadAllBytes(files[0]);
             var scalars = new Dictionary<(long, string), float>();
-            var at = 0;
             var records = 0;
-            while (at < bytes.Length)
+            foreach (var data in TfEvents.Records(File.ReadAllBytes(files[0]), stage))
             {
-                Assert.True(bytes.Length - at >= 16, $"{stage}: truncated record at byte {at}");
-                var length = checked((int)BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(at, 8)));
-                Assert.Equal(MaskedCrc(bytes.AsSpan(at, 8)), BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(at + 8, 4)));
-                var data = bytes.AsSpan(at + 12, length).ToArray();
-                Assert.Equal(MaskedCrc(data), BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(at + 12 + length, 4)));
-                at += 16 + length;
                 records++;
-                var fields = Fields(data);
+                var fields = TfEvents.Fields(data);
                 var step = fields.Where(f => f.Field == 2).Select(f => (long)f.Varint).FirstOrDefault();
                 foreach (var summary in fields.Where(f => f.Field == 5))
-                    foreach (var value in Fields(summary.Bytes).Where(f => f.Field == 1))
+                    foreach (var value in TfEvents.Fields(summary.Bytes).Where(f => f.Field == 1))
                     {
-                        var v = Fields(value.Bytes);
+                        var v = TfEvents.Fields(value.Bytes);
                         var tag = Encoding.UTF8.GetString(v.Single(f => f.Field == 1).Bytes);
                         scalars[(step, tag)] = BinaryPrimitives.ReadSingleLittleEndian(v.Single(f => f.Field == 2).Bytes);
                     }

@@ -2,103 +2,28 @@ using System.Buffers.Binary;
 using System.Text;
 using Rlhf.Shell.Telemetry;
 using Rlhf.Shell.Tests.Io;
+using Rlhf.Tests.Shared;
 
 namespace Rlhf.Shell.Tests.Telemetry;
 
 /// <summary>TensorBoard event files read back by a reader written here from the format (TFRecord + Event protobuf), every CRC checked.</summary>
 public class TensorBoardTests
 {
-    /// <summary>CRC-32C from its reflected polynomial, bit by bit (no table shared with the code under test).</summary>
-    private static uint Crc32C(ReadOnlySpan<byte> data)
-    {
-        var table = new uint[256];
-        for (uint n = 0; n < 256; n++)
-        {
-            var c = n;
-            for (var k = 0; k < 8; k++) c = (c >> 1) ^ ((c & 1) * 0x82F63B78u);
-            table[n] = c;
-        }
-        var crc = uint.MaxValue;
-        foreach (var b in data) crc = (crc >> 8) ^ table[(byte)(crc ^ b)];
-        return ~crc;
-    }
-
-    private static uint Masked(ReadOnlySpan<byte> data)
-    {
-        var crc = Crc32C(data);
-        return unchecked(((crc >> 15) | (crc << 17)) + 0xA282EAD8u);
-    }
-
     [Fact]
     public void Crc32c_of_the_standard_check_string()
     {
-        Assert.Equal(0xE3069283u, Crc32C("123456789"u8));
+        Assert.Equal(0xE3069283u, TfEvents.Crc32C("123456789"u8));
         Assert.Equal(0xE3069283u, Rlhf.Shell.Telemetry.Crc32C.Compute("123456789"u8));
-        Assert.Equal(0u, Crc32C([]));
+        Assert.Equal(0u, TfEvents.Crc32C([]));
     }
 
     private sealed record Value(string Tag, float SimpleValue);
     private sealed record Event(double WallTime, long? Step, string? FileVersion, List<Value> Values);
 
-    /// <summary>Every TFRecord of the file, with both CRCs checked.</summary>
-    private static List<byte[]> Records(byte[] file)
-    {
-        var records = new List<byte[]>();
-        var at = 0;
-        while (at < file.Length)
-        {
-            Assert.True(file.Length - at >= 12, "truncated record header");
-            var header = file.AsSpan(at, 8);
-            var length = (int)BinaryPrimitives.ReadUInt64LittleEndian(header);
-            Assert.Equal(Masked(header), BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(at + 8, 4)));
-            var data = file.AsSpan(at + 12, length);
-            Assert.Equal(Masked(data), BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(at + 12 + length, 4)));
-            records.Add(data.ToArray());
-            at += 12 + length + 4;
-        }
-        return records;
-    }
-
-    private static ulong Varint(byte[] b, ref int i)
-    {
-        ulong v = 0;
-        for (var shift = 0; ; shift += 7)
-        {
-            var x = b[i++];
-            v |= (ulong)(x & 0x7F) << shift;
-            if (x < 0x80) return v;
-        }
-    }
-
-    /// <summary>The (field, wire type, payload) triples of a protobuf message.</summary>
-    private static IEnumerable<(int Field, int Wire, byte[] Bytes, ulong Varint)> Fields(byte[] m)
-    {
-        var i = 0;
-        var result = new List<(int, int, byte[], ulong)>();
-        while (i < m.Length)
-        {
-            var key = Varint(m, ref i);
-            int field = (int)(key >> 3), wire = (int)(key & 7);
-            switch (wire)
-            {
-                case 0: result.Add((field, wire, [], Varint(m, ref i))); break;
-                case 1: result.Add((field, wire, m[i..(i + 8)], 0)); i += 8; break;
-                case 5: result.Add((field, wire, m[i..(i + 4)], 0)); i += 4; break;
-                case 2:
-                    var n = (int)Varint(m, ref i);
-                    result.Add((field, wire, m[i..(i + n)], 0));
-                    i += n;
-                    break;
-                default: throw new Xunit.Sdk.XunitException($"unexpected wire type {wire}");
-            }
-        }
-        return result;
-    }
-
     private static Event Parse(byte[] m)
     {
         var e = new Event(double.NaN, null, null, []);
-        foreach (var (field, wire, bytes, varint) in Fields(m))
+        foreach (var (field, wire, bytes, varint) in TfEvents.Fields(m))
         {
             switch (field)
             {
@@ -107,12 +32,12 @@ public class TensorBoardTests
                 case 3: Assert.Equal(2, wire); e = e with { FileVersion = Encoding.UTF8.GetString(bytes) }; break;
                 case 5:
                     Assert.Equal(2, wire);
-                    foreach (var (vf, vw, vb, _) in Fields(bytes))
+                    foreach (var (vf, vw, vb, _) in TfEvents.Fields(bytes))
                     {
                         Assert.Equal((1, 2), (vf, vw));   // Summary.value
                         string? tag = null;
                         float? simple = null;
-                        foreach (var (f, w, b, _) in Fields(vb))
+                        foreach (var (f, w, b, _) in TfEvents.Fields(vb))
                         {
                             if (f == 1) { Assert.Equal(2, w); tag = Encoding.UTF8.GetString(b); }
                             else if (f == 2) { Assert.Equal(5, w); simple = BinaryPrimitives.ReadSingleLittleEndian(b); }
@@ -155,7 +80,7 @@ public class TensorBoardTests
             }
         }
         Assert.Equal("events.out.tfevents.1764500000.testhost", Path.GetFileName(path));
-        var events = Records(File.ReadAllBytes(path)).Select(Parse).ToList();
+        var events = TfEvents.Records(File.ReadAllBytes(path)).Select(Parse).ToList();
         Assert.Equal(1 + steps.Length, events.Count);
         Assert.Equal("brain.Event:2", events[0].FileVersion);
         Assert.Equal(1_764_500_000.25, events[0].WallTime);
@@ -179,7 +104,7 @@ public class TensorBoardTests
         using var read = new FileStream(w.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         var bytes = new byte[read.Length];
         read.ReadExactly(bytes);
-        var events = Records(bytes).Select(Parse).ToList();
+        var events = TfEvents.Records(bytes).Select(Parse).ToList();
         Assert.Equal(2, events.Count);
         Assert.Equal(new Value("a", 1f), Assert.Single(events[1].Values));
     }
