@@ -8,8 +8,10 @@ using Torch = Rlhf.Torch.Torch;
 /// <summary>
 /// The per-forward memos: rotary tables and the causal mask are built once per forward and kept across forwards over
 /// equal inputs. They must never hand out a stale entry (different positions, padding, dtype or settings) and must not
-/// change a single bit of the outputs.
+/// change a single bit of the outputs. Runs alone: one test counts <see cref="Torch.LiveTensors"/>, which sees every
+/// handle in the process, so a test running beside it would change the count.
 /// </summary>
+[Collection("Memory")]
 public class ForwardMemoTests
 {
     private static Tensor Positions(params long[] p) => Torch.From(p, 1, p.Length);
