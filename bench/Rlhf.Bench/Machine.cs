@@ -21,8 +21,8 @@ public static class Machine
         }
     }
 
-    /// <summary>One line: CPU, logical cores, intra-op threads, libtorch version, BLAS core and where its choice came from.</summary>
+    /// <summary>One line: CPU, logical cores, intra-op threads, libtorch version, BLAS core and where its choice came from, BLAS threading, malloc settings.</summary>
     public static string Line =>
         $"machine: {CpuModel}, {Environment.ProcessorCount} logical cores, {Torch.NumThreads} intra-op threads; libtorch {Torch.Version}; " +
-        $"BLAS kernels {BlasKernels.Describe()}";
+        $"BLAS kernels {BlasKernels.Describe()}; malloc {Allocator.Settings}";
 }

@@ -82,6 +82,14 @@ def time_step(w, heads, vocab, backward):
     return best, util
 
 
+def blas_build():
+    """Which OpenBLAS build this process loaded (the bench passes LD_LIBRARY_PATH for the one Rlhf runs on)."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            if "libopenblas" in line: return os.path.basename(os.path.dirname(line.split()[-1]))
+    return "no OpenBLAS"
+
+
 def matmul_peak():
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
     for _ in range(3): a @ b
@@ -92,7 +100,7 @@ def matmul_peak():
 
 
 if __name__ == "__main__":
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; batch {B} x seq {T}, float32")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; batch {B} x seq {T}, float32; BLAS {blas_build()}")
     peak = matmul_peak()
     print(f"matmul peak (1024^3 float32): {peak:.1f} GFLOP/s")
     for label, (vocab, d, inter, layers, heads) in [("llama-3M", (1024, 256, 512, 4, 4)), ("llama-20M", (2048, 512, 1376, 6, 8))]:

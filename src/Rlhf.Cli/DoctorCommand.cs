@@ -29,9 +29,10 @@ public static class DoctorCommand
         output.WriteLine("rlhf doctor");
         output.WriteLine($"  libtorch        {Torch.Version}");
         output.WriteLine($"  threads         intra-op {Torch.NumThreads}, inter-op {Torch.NumInteropThreads}, cores {Environment.ProcessorCount}");
-        output.WriteLine($"  BLAS (build)    {BuildValue("BLAS_INFO") ?? "unknown"} (resolved at run time through libblas.so.3)");
+        output.WriteLine($"  BLAS (build)    {BuildValue("BLAS_INFO") ?? "unknown"} (resolved at run time through libblas.so.3; the shim links OpenBLAS's OpenMP build ahead of it when installed)");
         output.WriteLine($"  BLAS (loaded)   {LoadedBlas()}");
         output.WriteLine($"  BLAS kernels    {BlasKernels.Describe()}");
+        output.WriteLine($"  malloc          {Allocator.Settings}");
         output.WriteLine($"  BLAS check      {BlasKernels.VerificationProblem ?? "a float32 product agrees with float64 to rounding"}");
         output.WriteLine($"  CUDA            {(Torch.CudaIsAvailable ? $"available, {Torch.CudaDeviceCount} device(s)" : "not available (CPU-only libtorch or no device)")}");
         output.WriteLine($"  collectives     Gloo {(Torch.HasGloo ? "yes" : "no")}, NCCL {(Torch.HasNccl ? "yes" : "no")}");

@@ -63,14 +63,56 @@ public static class BlasKernels
         }
     }
 
-    /// <summary>One line for headers: the core name and where the choice came from.</summary>
+    /// <summary>
+    /// How the loaded OpenBLAS runs a product on several cores (<c>openblas_get_parallel()</c>): "OpenMP" (Debian's
+    /// libopenblas0-openmp, which native/CMakeLists.txt links ahead of libtorch: it shares libtorch's OpenMP pool and
+    /// follows each calling thread's thread count), "pthreads" (its own worker pool, shared by the whole process),
+    /// "sequential", or "not OpenBLAS".
+    /// </summary>
+    public static string Threading
+    {
+        get
+        {
+            _ = Torch.Version;
+            var shim = NativeLoader.Handle;
+            if (shim == IntPtr.Zero || !NativeLibrary.TryGetExport(shim, "openblas_get_parallel", out var f)) return "not OpenBLAS";
+            int mode;
+            unsafe { mode = ((delegate* unmanaged<int>)f)(); }
+            return mode switch { 0 => "sequential", 1 => "pthreads", 2 => "OpenMP", _ => $"mode {mode}" };
+        }
+    }
+
+    /// <summary>The folder of the OpenBLAS library this process loaded (from /proc/self/maps), or null when none is loaded.</summary>
+    public static string? LibraryDirectory
+    {
+        get
+        {
+            _ = Torch.Version;
+            try
+            {
+                foreach (var line in File.ReadLines("/proc/self/maps"))
+                {
+                    var at = line.IndexOf('/');
+                    if (at < 0) continue;
+                    var path = line[at..];
+                    if (Path.GetFileName(path).StartsWith("libopenblas", StringComparison.Ordinal)) return Path.GetDirectoryName(path);
+                }
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+            return null;
+        }
+    }
+
+    /// <summary>One line for headers: the core name, where the choice came from, and the threading.</summary>
     public static string Describe()
     {
         var env = Environment.GetEnvironmentVariable(CoreTypeVariable);
         var source = CoreTypeSetByRlhf is not null ? $"{CoreTypeVariable}={CoreTypeSetByRlhf} set by Rlhf (AVX-512 CPU)"
             : env is not null ? $"{CoreTypeVariable}='{env}' from the environment"
             : $"{CoreTypeVariable} unset, OpenBLAS's own detection";
-        return $"{CoreName} ({source})";
+        var threading = Threading;
+        return threading == "not OpenBLAS" ? $"{CoreName} ({source})" : $"{CoreName} ({source}), {threading} threads";
     }
 
     private static readonly Lazy<string?> StartUpProblem = new(() => Verify(static (a, b) => a.Matmul(b)));

@@ -56,6 +56,69 @@ public class BlasKernelsTests
         if (!string.IsNullOrEmpty(forced)) Assert.Equal(forced.ToLowerInvariant(), name.ToLowerInvariant());
     }
 
+    private static readonly string OpenMpBuild = $"/usr/lib/{(System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? "aarch64" : "x86_64")}-linux-gnu/openblas-openmp";
+
+    [Fact]
+    public void Debian_libtorch_runs_on_openblas_openmp_build_when_it_is_installed()
+    {
+        // tools/bootstrap.sh installs libopenblas0-openmp; native/CMakeLists.txt links it ahead of libtorch's libblas.so.3.
+        if (BuiltWithMkl) { Assert.Equal("not OpenBLAS", BlasKernels.Threading); return; }
+        if (!File.Exists(Path.Combine(OpenMpBuild, "libblas.so.3"))) { Assert.NotEqual("not OpenBLAS", BlasKernels.Threading); return; }
+        Assert.Equal("OpenMP", BlasKernels.Threading);
+        Assert.Equal(OpenMpBuild, BlasKernels.LibraryDirectory);                  // the pthread build is not loaded at all
+        Assert.Contains("OpenMP threads", BlasKernels.Describe());
+    }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct TimeSpec { public long Seconds, Nanoseconds; }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out TimeSpec t);
+
+    private static double CpuSeconds(int clock) => ClockGetTime(clock, out var t) == 0 ? t.Seconds + t.Nanoseconds * 1e-9 : double.NaN;
+
+    [Fact]
+    public void Each_thread_runs_its_products_on_its_own_thread_count()
+    {
+        // The asynchronous loop gives the generator one core and the trainer the rest: products made on a thread that
+        // asked for one thread must run on that thread alone, not on a process-wide BLAS pool. Counted in CPU time
+        // (the calling thread's against the whole process's), which a loaded machine does not change.
+        if (BlasKernels.Threading != "OpenMP") return;
+        (double Caller, double Others) RunOn(int threads)
+        {
+            double caller = 0, others = 0;
+            var t = new Thread(() =>
+            {
+                Torch.NumThreads = threads;
+                using var scope = Torch.NewScope();
+                var a = Torch.Ones([512, 512]);
+                var c = Torch.Zeros([512, 512]);
+                Assert.Equal(512f, a.Matmul(a).ToArray<float>()[0]);
+                GC.Collect();                                                 // no collector or finalizer work inside the window
+                GC.WaitForPendingFinalizers();
+                double t0 = CpuSeconds(3), p0 = CpuSeconds(2);              // CLOCK_THREAD_CPUTIME_ID, CLOCK_PROCESS_CPUTIME_ID
+                for (var i = 0; i < 20; i++) c.Add_(a.Matmul(a));            // no managed allocation per product
+                caller = CpuSeconds(3) - t0;
+                others = CpuSeconds(2) - p0 - caller;
+                Assert.Equal(20 * 512f, c.ToArray<float>()[0]);
+            });
+            t.Start();
+            t.Join();
+            return (caller, others);
+        }
+        var before = Torch.NumThreads;
+        try
+        {
+            // Other threads of the test host (the runner, the JIT) add CPU time at random: the least over three runs.
+            var one = Enumerable.Range(0, 3).Select(_ => RunOn(1)).MinBy(r => r.Others / r.Caller);
+            Assert.True(one.Others < 0.25 * one.Caller, $"one thread asked for, but other threads used {one.Others:F3} CPU-s beside the caller's {one.Caller:F3}");
+            if (Environment.ProcessorCount < 2) return;
+            var two = Enumerable.Range(0, 3).Select(_ => RunOn(2)).MaxBy(r => r.Others / r.Caller);
+            Assert.True(two.Others > 0.5 * two.Caller, $"two threads asked for, but other threads used only {two.Others:F3} CPU-s beside the caller's {two.Caller:F3}");
+        }
+        finally { Torch.NumThreads = before; }
+    }
+
     [Fact]
     public void The_kernels_of_this_machine_pass_the_start_up_check() => Assert.Null(BlasKernels.VerificationProblem);
 

@@ -13,7 +13,7 @@ using Torch = Rlhf.Torch.Torch;
 /// forward+backward) Rlhf vs PyTorch eager, generation tokens/s paged vs static batch vs PyTorch eager KV-cached
 /// sampling, ZeRO 0–3 per-rank model-state bytes vs the 16Ψ formulas (ZeRO paper, Rajbhandari et al. 2020, §5) and
 /// step time at world size 2, and a labelled slot for asynchronous vs synchronous online DPO.
-/// Peers run in Debian's python3-torch (the same libtorch) under the same OPENBLAS_CORETYPE and thread count.
+/// Peers run in Debian's python3-torch (the same libtorch) under the same OPENBLAS_CORETYPE, OpenBLAS build, malloc settings and thread count.
 /// Options: --quick (shorter timing windows, 16 prompts for generation).
 /// </summary>
 public sealed class AllBench : IBenchSuite
@@ -29,6 +29,7 @@ public sealed class AllBench : IBenchSuite
     {
         var quick = args.Contains("--quick");
         var machine = Machine.Line;   // before the generation suite drops to one intra-op thread
+        var threads = Torch.NumThreads;
         var repo = RepoRoot();
         var python = PythonWithTorch(out var pythonNote);
         var table = new Table("row", "Rlhf", "PyTorch eager", "ratio", "notes");
@@ -79,7 +80,14 @@ public sealed class AllBench : IBenchSuite
                 $"formula {formula / 1048576.0:F1} MB ({FormulaText(stage)}, Ψ = {psi / 1e6:F1}M, fp32 Adam); step {r.GetProperty("step_ms").GetDouble():F0} ms");
         }
 
-        table.Row("online DPO episodes/s, async vs sync", "(slot)", "", "", "not measured yet: waits for the asynchronous trainer; timing/weight_sync_s goes here");
+        // Asynchronous vs synchronous online DPO on the quickstart model (the async suite's modes, fewer steps and one seed).
+        Torch.NumThreads = threads;
+        var asyncResults = AsyncBench.Measure(quick ? 20 : 60, quick ? 1 : 2, [], print: false);
+        var syncRun = asyncResults["sync"];
+        foreach (var (mode, r) in asyncResults)
+            table.Row($"online DPO episodes/s, {mode}", $"{r.EpisodesPerSecond:F0}", "", mode == "sync" ? "1.00×" : $"{r.EpisodesPerSecond / syncRun.EpisodesPerSecond:F2}×",
+                (mode == "sync" ? "quickstart model, 2 threads, ratio = mode / sync" : $"timing/weight_sync_s {1000 * r.WeightSyncSeconds.Average():F2} ms") +
+                $"; {r.Episodes.Sum()} episodes in {r.Walls.Sum():F1} s");
 
         Console.WriteLine();
         Console.WriteLine(machine);
@@ -111,6 +119,8 @@ public sealed class AllBench : IBenchSuite
         var (rc, output) = quick ? Exec(python, script, "--quick") : Exec(python, script);
         var result = new Dictionary<string, (double, double)?>();
         if (rc != 0) { Console.Error.WriteLine($"models peer failed ({rc}): {output}"); return result; }
+        var blas = Regex.Match(output, @"BLAS (\S+)");
+        if (blas.Success) Console.WriteLine($"models peer: BLAS {blas.Groups[1].Value} (Rlhf: {BlasKernels.LibraryDirectory ?? "no OpenBLAS"})");
         foreach (Match m in Regex.Matches(output, @"^(\S+)\s+fwd\+bwd\s+[\d.]+ ms\s+(\d+) tok/s\s+([\d.]+) GFLOP/s", RegexOptions.Multiline))
             result[m.Groups[1].Value] = (double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture), double.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture));
         return result;
@@ -136,6 +146,11 @@ public sealed class AllBench : IBenchSuite
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["RLHF_NUM_THREADS"] = Torch.NumThreads.ToString(CultureInfo.InvariantCulture);
+        // The same OpenBLAS build as this process (its OpenMP build, which the shim links ahead of libtorch's
+        // libblas.so.3): python3-torch would otherwise load the alternatives' pthread build.
+        foreach (var (key, value) in Allocator.EnvironmentForPeers) psi.Environment[key] = value;   // the same malloc settings, too
+        if (BlasKernels.LibraryDirectory is { } blasDir && blasDir.EndsWith("openblas-openmp", StringComparison.Ordinal))
+            psi.Environment["LD_LIBRARY_PATH"] = blasDir + (psi.Environment.TryGetValue("LD_LIBRARY_PATH", out var ld) && !string.IsNullOrEmpty(ld) ? ":" + ld : "");
         try
         {
             using var p = Process.Start(psi)!;

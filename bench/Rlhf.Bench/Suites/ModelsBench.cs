@@ -13,7 +13,7 @@ using Torch = Rlhf.Torch.Torch;
 /// 3× that, where N counts matmul parameters (everything but the embedding lookup).
 /// Times are the fastest step after warm-up (as for the matmul peak), so other load on a shared machine
 /// inflates them less; "cpu" is the process CPU time over wall time × threads during the timed steps.
-/// Args: [--quick] (shorter runs), [--batch B] (default 4).
+/// Args: [--quick] (shorter runs), [--batch B] (default 4), [--seconds S] (per row), [--only llama-3M[/fwd+bwd]] (one model or row).
 /// </summary>
 public sealed class ModelsBench : IBenchSuite
 {
@@ -33,7 +33,7 @@ public sealed class ModelsBench : IBenchSuite
         double CpuSeconds = double.NaN);
 
     /// <summary>The matmul peak (GFLOP/s) and the llama-3M and llama-20M steps at batch × <paramref name="t"/>, float32.</summary>
-    public static (double Peak, List<Measurement> Rows) Measure(int batch, int t, double seconds, bool fwdBwdOnly)
+    public static (double Peak, List<Measurement> Rows) Measure(int batch, int t, double seconds, bool fwdBwdOnly, string? only = null)
     {
         var peak = MatmulPeak(seconds);
         Case[] cases =
@@ -51,6 +51,7 @@ public sealed class ModelsBench : IBenchSuite
             var fwdFlopsPerToken = 2.0 * n + 4.0 * c.Config.NumHiddenLayers * t * c.Config.HiddenSize;
             foreach (var mode in fwdBwdOnly ? new[] { "fwd+bwd" } : new[] { "fwd", "fwd+bwd" })
             {
+                if (only is not null && only != c.Label && only != $"{c.Label}/{mode}") continue;
                 var backward = mode == "fwd+bwd";
                 var (sec, util, cpu) = TimeStep(w, batch, t, backward, seconds);
                 var flops = (backward ? 3 : 1) * fwdFlopsPerToken * tokens;
@@ -66,9 +67,10 @@ public sealed class ModelsBench : IBenchSuite
         var quick = args.Contains("--quick");
         var batch = args.SkipWhile(a => a != "--batch").Skip(1).Select(int.Parse).FirstOrDefault(4);
         const int T = 256;
-        var seconds = quick ? 1.0 : 4.0;
+        var seconds = args.SkipWhile(a => a != "--seconds").Skip(1).Select(double.Parse).FirstOrDefault(quick ? 1.0 : 4.0);
+        var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();   // e.g. llama-3M or llama-3M/fwd+bwd
         Console.WriteLine($"libtorch {Torch.Version}, {Torch.NumThreads} intra-op threads, {Environment.ProcessorCount} logical CPUs; batch {batch} × seq {T}, float32");
-        var (peak, measured) = Measure(batch, T, seconds, fwdBwdOnly: false);
+        var (peak, measured) = Measure(batch, T, seconds, fwdBwdOnly: false, only);
         Console.WriteLine($"matmul peak (1024³ float32): {peak:F1} GFLOP/s");
         Console.WriteLine();
         var rows = new List<string[]> { new[] { "model", "params", "matmul N", "mode", "ms/step", "tokens/s", "GFLOP/s", "% peak", "cpu", "cpu ms/step" } };

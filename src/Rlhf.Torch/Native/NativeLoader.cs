@@ -27,13 +27,14 @@ internal static partial class NativeLoader
             tried.Add(candidate);
             if (!File.Exists(candidate)) continue;
             PreferPassiveOpenMpWait();
+            Allocator.TuneBeforeLoad();
             BlasKernels.ChooseBeforeLoad(SetEnv);
             try { return Handle = NativeLibrary.Load(candidate); }
             catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
             {
                 throw new DllNotFoundException(
                     $"Found {candidate} but could not load it: {e.Message}\n" +
-                    "Is libtorch installed? Run tools/bootstrap.sh (installs libtorch-dev, libopenblas0-pthread).", e);
+                    "Is libtorch installed? Run tools/bootstrap.sh (installs libtorch-dev, libopenblas0-pthread, libopenblas0-openmp).", e);
             }
         }
         throw new DllNotFoundException(
