@@ -119,6 +119,30 @@ public class BlasKernelsTests
         finally { Torch.NumThreads = before; }
     }
 
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "getenv")]
+    private static extern IntPtr CGetEnv(string name);
+
+    private static string? NativeEnv(string name) => System.Runtime.InteropServices.Marshal.PtrToStringUTF8(CGetEnv(name));
+
+    [Fact]
+    public void OpenMp_workers_spin_briefly_with_the_openmp_build_and_sleep_beside_a_pthread_pool()
+    {
+        _ = Torch.Version;
+        // What the user chose stays; the binding decides only when neither variable was set at start.
+        if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is not null || Environment.GetEnvironmentVariable("GOMP_SPINCOUNT") is not null) return;
+        switch (BlasKernels.Threading)
+        {
+            case "OpenMP":
+                Assert.Equal("100000", NativeEnv("GOMP_SPINCOUNT"));
+                Assert.Null(NativeEnv("OMP_WAIT_POLICY"));
+                break;
+            default:
+                Assert.Equal("PASSIVE", NativeEnv("OMP_WAIT_POLICY"));
+                Assert.Null(NativeEnv("GOMP_SPINCOUNT"));
+                break;
+        }
+    }
+
     [Fact]
     public void The_kernels_of_this_machine_pass_the_start_up_check() => Assert.Null(BlasKernels.VerificationProblem);
 

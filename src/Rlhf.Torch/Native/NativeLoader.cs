@@ -26,7 +26,7 @@ internal static partial class NativeLoader
         {
             tried.Add(candidate);
             if (!File.Exists(candidate)) continue;
-            PreferPassiveOpenMpWait();
+            ChooseOpenMpWait(candidate);
             Allocator.TuneBeforeLoad();
             BlasKernels.ChooseBeforeLoad(SetEnv);
             try { return Handle = NativeLibrary.Load(candidate); }
@@ -43,26 +43,35 @@ internal static partial class NativeLoader
     }
 
     /// <summary>
-    /// Sets OMP_WAIT_POLICY=PASSIVE in the native environment before the shim (and with it libtorch's libgomp, which
-    /// reads the variable once, in its load-time constructor) is loaded, unless the user already chose a policy
-    /// (OMP_WAIT_POLICY or GOMP_SPINCOUNT set).
+    /// Chooses how libtorch's idle OpenMP workers wait, before the shim (and with it libgomp, which reads the variables
+    /// once, in its load-time constructor) is loaded, unless the user already chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT
+    /// set): a bounded spin (GOMP_SPINCOUNT=100000) when the shim links OpenBLAS's OpenMP build, else
+    /// OMP_WAIT_POLICY=PASSIVE.
     /// <para>
-    /// Why: libtorch runs elementwise ops on its OpenMP pool but hands every matmul to OpenBLAS (the pthread build),
-    /// which has its own worker threads. With libgomp's default policy, idle OpenMP workers spin for ~300k iterations
-    /// after each parallel region, i.e. through the next matmul, and take the cores from OpenBLAS's threads: on the
-    /// 2-core CI box the llama-20M fwd+bwd step (bench -- models) ran at ~2.1 s with 98% "cpu" that was mostly spinning,
-    /// and 0.8–1.1 s with PASSIVE; PyTorch eager (same libtorch) shows the same 2× on the same machine
-    /// (bench/peers/models_pytorch.py). Measured alternatives: GOMP_SPINCOUNT=10000 (between the two), OpenBLAS at
-    /// one thread (no spinning fight, but halves matmul throughput). The 4-element add of bench -- binding never enters
-    /// an OpenMP region, so it is unaffected.
+    /// With OpenBLAS's OpenMP build every matmul is an OpenMP region on libtorch's own pool, so workers that spin a
+    /// little between regions wake at once for the next one: llama-3M forward+backward 199–206 → 179–181 ms with
+    /// PASSIVE → the bounded spin, and the quickstart's synchronous online DPO at two threads no slower than at one
+    /// (100 steps: 3.0 s with PASSIVE, 2.0 s spinning; `bench -- async 100 1`). The asynchronous loop's sides run one
+    /// thread each, so no worker of theirs spins. With OpenBLAS's pthread build (its own worker threads beside
+    /// libtorch's pool), spinning OpenMP workers took the cores from OpenBLAS's threads: llama-20M forward+backward
+    /// ran ~2× slower than with PASSIVE, in PyTorch eager on the same libtorch too.
     /// </para>
     /// </summary>
-    private static void PreferPassiveOpenMpWait()
+    private static void ChooseOpenMpWait(string shim)
     {
         if (!OperatingSystem.IsLinux()) return;
         if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is not null || Environment.GetEnvironmentVariable("GOMP_SPINCOUNT") is not null) return;
         // .NET keeps its own copy of the environment; libgomp reads the C one, so set it through libc.
-        _ = SetEnv("OMP_WAIT_POLICY", "PASSIVE", 0);
+        if (LinksOpenMpBlas(shim)) _ = SetEnv("GOMP_SPINCOUNT", "100000", 0);
+        else _ = SetEnv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    }
+
+    /// <summary>True when the shim's RUNPATH names OpenBLAS's OpenMP build (native/CMakeLists.txt links it ahead of libtorch).</summary>
+    internal static bool LinksOpenMpBlas(string shim)
+    {
+        try { return File.ReadAllBytes(shim).AsSpan().IndexOf("/openblas-openmp"u8) >= 0; }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
     }
 
     [LibraryImport("libc.so.6", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
