@@ -294,6 +294,10 @@ RT_API rt_tensor rt_cumprod(rt_tensor t, int64_t dim);
 RT_API rt_tensor rt_logsumexp(rt_tensor t, const int64_t* dims, int n, int keepdim);
 RT_API rt_tensor rt_softmax(rt_tensor t, int64_t dim);
 RT_API rt_tensor rt_log_softmax(rt_tensor t, int64_t dim);
+// Fused paged decode attention (float32, CPU, no autograd): q [B, KV, M, hd]; k_rows, v_rows [R, hd] (the cache's rows);
+// rows [B, KV, C] int64 (the row of each key position); blocked [B, Q, C] bool, Q dividing M (query row m uses
+// blocked[b, m % Q]; true = not attended). Returns softmax(scale · q·kᵀ, blocked excluded) · v as [B, KV, M, hd].
+RT_API rt_tensor rt_paged_decode_attention(rt_tensor q, rt_tensor k_rows, rt_tensor v_rows, rt_tensor rows, rt_tensor blocked, double scale);
 
 /* ---- Neural-network functionals (nn.cpp) ---- */
 

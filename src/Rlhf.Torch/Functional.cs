@@ -41,4 +41,19 @@ public static class Functional
 
     /// <summary>One-hot encoding of int64 ids → int64 [.., classes].</summary>
     public static Tensor OneHot(Tensor ids, long classes) => Tensor.Wrap(N.rt_one_hot(ids.H, classes));
+
+    /// <summary>
+    /// Fused paged decode attention (vLLM's paged attention on the CPU; native/src/attention.cpp): for each sequence b,
+    /// key/value head j and query row m, softmax(scale · q·kᵀ) · v over the sequence's cached positions, keys and values
+    /// read straight from the cache rows, with no gather and no per-sequence matmul. Float32 CPU tensors, no autograd.
+    /// </summary>
+    /// <param name="q">[B, KV, M, hd] contiguous.</param>
+    /// <param name="kRows">[R, hd]: the key cache's rows (slot · KV + head).</param>
+    /// <param name="vRows">[R, hd]: the value cache's rows.</param>
+    /// <param name="rows">[B, KV, C] int64: the cache row of each key position.</param>
+    /// <param name="blocked">[B, Q, C] bool, Q dividing M: query row m uses blocked[b, m % Q]; true = not attended.</param>
+    /// <param name="scale">Score scale (1/√hd).</param>
+    /// <returns>[B, KV, M, hd].</returns>
+    public static Tensor PagedDecodeAttention(Tensor q, Tensor kRows, Tensor vRows, Tensor rows, Tensor blocked, double scale) =>
+        Tensor.Wrap(N.rt_paged_decode_attention(q.H, kRows.H, vRows.H, rows.H, blocked.H, scale));
 }
