@@ -3,9 +3,10 @@
 #   libtorch-dev          libtorch 1.13.1 (CPU) headers + libraries, with c10d Gloo compiled in
 #   libgloo-dev           gloo headers that c10d's ProcessGroupGloo.hpp includes (libtorch-dev omits them)
 #   libopenblas0-pthread  libtorch's BLAS; the reference BLAS Debian selects otherwise is ~30x slower on matmul
-#   libopenblas0-openmp   OpenBLAS's OpenMP build, which the shim links ahead of libtorch's libblas.so.3 so that
-#                         matmuls run on libtorch's own thread pool and follow each thread's thread count (see
-#                         native/CMakeLists.txt); installing it leaves the libblas.so.3 alternative on the pthread build
+#   libopenblas0-openmp   optional: OpenBLAS's OpenMP build, which the shim links ahead of libtorch's libblas.so.3
+#                         so that matmuls run on libtorch's own thread pool and follow each thread's thread count
+#                         (see native/CMakeLists.txt; without it the shim uses the pthread build); installing it
+#                         leaves the libblas.so.3 alternative on the pthread build
 #   cmake, g++            to build the native shim (native/)
 #   ccache                optional: CMake compiles through it when present, so rebuilding the shim after a checkout
 #                         or a branch switch takes seconds; without it (no root, no network) the build just runs
@@ -13,8 +14,8 @@ set -euo pipefail
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
-need=(libtorch-dev libgloo-dev libopenblas0-pthread libopenblas0-openmp cmake g++)
-optional=(ccache)
+need=(libtorch-dev libgloo-dev libopenblas0-pthread cmake g++)
+optional=(libopenblas0-openmp ccache)
 missing=()
 for p in "${need[@]}"; do installed "$p" || missing+=("$p"); done
 optional_missing=()
@@ -43,7 +44,7 @@ if ((${#missing[@]})); then
   rm -f "$log"
 elif ((${#optional_missing[@]})); then
   # Only optional packages are missing: try once per machine, silently, and never fail because of them.
-  stamp="${XDG_CACHE_HOME:-$HOME/.cache}/rlhf/bootstrap-optional-tried"
+  stamp="${XDG_CACHE_HOME:-$HOME/.cache}/rlhf/bootstrap-optional-tried-$(IFS=-; echo "${optional_missing[*]}")"
   if [ ! -e "$stamp" ] && command -v apt-get >/dev/null 2>&1; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
