@@ -92,15 +92,14 @@ public class BlasKernelsTests
                 Torch.NumThreads = threads;
                 using var scope = Torch.NewScope();
                 var a = Torch.Ones([512, 512]);
-                var c = Torch.Zeros([512, 512]);
                 Assert.Equal(512f, a.Matmul(a).ToArray<float>()[0]);
                 GC.Collect();                                                 // no collector or finalizer work inside the window
                 GC.WaitForPendingFinalizers();
+                Thread.Sleep(100);                                            // earlier regions' OpenMP workers stop spinning (GOMP_SPINCOUNT)
                 double t0 = CpuSeconds(3), p0 = CpuSeconds(2);              // CLOCK_THREAD_CPUTIME_ID, CLOCK_PROCESS_CPUTIME_ID
-                for (var i = 0; i < 20; i++) c.Add_(a.Matmul(a));            // no managed allocation per product
+                for (var i = 0; i < 20; i++) using (a.Matmul(a)) { }         // products only: no elementwise op on libtorch's pool
                 caller = CpuSeconds(3) - t0;
                 others = CpuSeconds(2) - p0 - caller;
-                Assert.Equal(20 * 512f, c.ToArray<float>()[0]);
             });
             t.Start();
             t.Join();
@@ -109,12 +108,19 @@ public class BlasKernelsTests
         var before = Torch.NumThreads;
         try
         {
-            // Other threads of the test host (the runner, the JIT) add CPU time at random: the least over three runs.
-            var one = Enumerable.Range(0, 3).Select(_ => RunOn(1)).MinBy(r => r.Others / r.Caller);
-            Assert.True(one.Others < 0.25 * one.Caller, $"one thread asked for, but other threads used {one.Others:F3} CPU-s beside the caller's {one.Caller:F3}");
+            // Other threads' CPU time over the caller's, one thread against two, alternating, five times (least and most):
+            // measured 0.02–0.07 against 1.4–1.9 with the OpenMP build, loaded machine or not; 0.78 against 3.2 with
+            // the pthread build's process-wide pool.
             if (Environment.ProcessorCount < 2) return;
-            var two = Enumerable.Range(0, 3).Select(_ => RunOn(2)).MaxBy(r => r.Others / r.Caller);
-            Assert.True(two.Others > 0.5 * two.Caller, $"two threads asked for, but other threads used only {two.Others:F3} CPU-s beside the caller's {two.Caller:F3}");
+            double oneMin = double.MaxValue, twoMax = 0;
+            for (var i = 0; i < 5; i++)
+            {
+                var one = RunOn(1);
+                var two = RunOn(2);
+                oneMin = Math.Min(oneMin, one.Others / one.Caller);
+                twoMax = Math.Max(twoMax, two.Others / two.Caller);
+            }
+            Assert.True(oneMin < 0.3 && twoMax > 0.5, $"other threads' CPU time over the caller's: {oneMin:F2} at one thread, {twoMax:F2} at two — the BLAS does not follow the caller's thread count");
         }
         finally { Torch.NumThreads = before; }
     }
