@@ -57,7 +57,7 @@ public class LauncherProcessTests
     public void The_rank_that_failed_first_is_reported_and_the_others_are_stopped_with_their_children()
     {
         using var l = new Launch(["--nproc-per-node", "3", "--", "bash", Worker("fail.sh")],
-            new Dictionary<string, string> { ["FAIL_RANK"] = "1", ["FAIL_CODE"] = "7", ["FAIL_DELAY"] = "1" });
+            new Dictionary<string, string> { ["FAIL_RANK"] = "1", ["FAIL_CODE"] = "7", ["FAIL_DELAY"] = "5" });
         var children = l.WaitForPids(@"child (\d+)", 2, TimeSpan.FromSeconds(30));
         var code = l.Wait(TimeSpan.FromSeconds(30));
         Assert.True(code == 7, $"exit {code}\n{l.Out}\n{l.Err}");
@@ -73,7 +73,7 @@ public class LauncherProcessTests
     {
         // Rank 0 gives up (as a rank does when a collective times out) while rank 1 hangs.
         using var l = new Launch(["--nproc-per-node", "2", "--grace-period", "1", "--", "bash", Worker("fail.sh")],
-            new Dictionary<string, string> { ["FAIL_RANK"] = "0", ["FAIL_CODE"] = "1", ["FAIL_DELAY"] = "1" });
+            new Dictionary<string, string> { ["FAIL_RANK"] = "0", ["FAIL_CODE"] = "1", ["FAIL_DELAY"] = "5" });
         var code = l.Wait(TimeSpan.FromSeconds(30));
         Assert.Equal(1, code);
         Assert.EndsWith("rlhf launch: rank 0 failed first (exit code 1); stopped rank 1, still running at the time\n", l.Err);
