@@ -9,8 +9,7 @@ public static partial class Torch
     {
         // Debian's libtorch starts with one intra-op thread here; default to the machine's cores
         // unless the user chose (RLHF_NUM_THREADS, or OMP_NUM_THREADS as libtorch itself reads it).
-        var env = Environment.GetEnvironmentVariable("RLHF_NUM_THREADS") ?? Environment.GetEnvironmentVariable("OMP_NUM_THREADS");
-        var n = int.TryParse(env, out var v) && v > 0 ? v : Environment.ProcessorCount;
+        var n = DefaultNumThreads;
         if (N.rt_get_num_threads() != n) Tensor.Check(N.rt_set_num_threads(n));
         BlasKernels.VerifyOnce();
     }
@@ -52,11 +51,47 @@ public static partial class Torch
     /// <summary>libtorch's parallel settings (<c>torch.__config__.parallel_info()</c>).</summary>
     public static string ParallelInfo => Tensor.TakeString(N.rt_parallel_info());
 
-    /// <summary>Intra-op threads.</summary>
+    /// <summary>
+    /// Intra-op threads of the calling thread. libtorch's OpenMP backend keeps the count per thread: setting it changes
+    /// this thread's count, and is also remembered process-wide as the count a thread takes on its first use of libtorch
+    /// (<c>at::init_num_threads</c>), so a new thread starts at the count set last on any thread
+    /// (<see cref="DefaultNumThreads"/> until one is set). Code whose result must not depend on what other threads did sets
+    /// its own count (<see cref="UseThreads"/>).
+    /// </summary>
     public static int NumThreads
     {
         get => N.rt_get_num_threads();
         set => Tensor.Check(N.rt_set_num_threads(value));
+    }
+
+    /// <summary>
+    /// The count every thread starts with: <c>RLHF_NUM_THREADS</c>, else <c>OMP_NUM_THREADS</c>, else the cores .NET
+    /// sees (affinity and cgroup quota honoured).
+    /// </summary>
+    public static int DefaultNumThreads => IntraOpThreads.Default;
+
+    /// <summary>
+    /// Sets this thread's intra-op count to <paramref name="n"/> until disposed, then restores the previous count. A
+    /// computation's float rounding depends on the count (sums split by thread), so a run that must repeat bit for bit
+    /// whichever thread calls it sets its count explicitly.
+    /// </summary>
+    public static IDisposable UseThreads(int n)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
+        var before = NumThreads;
+        if (before != n) NumThreads = n;
+        return new ThreadCount(before);
+    }
+
+    private sealed class ThreadCount(int before) : IDisposable
+    {
+        private bool done;
+        public void Dispose()
+        {
+            if (done) return;
+            done = true;
+            if (NumThreads != before) NumThreads = before;
+        }
     }
 
     /// <summary>Inter-op threads.</summary>

@@ -58,7 +58,9 @@ public class TrainResumeTests
     [Fact]
     public void A_run_killed_at_random_moments_and_resumed_ends_with_the_weights_of_an_uninterrupted_run()
     {
-        const long steps = 14;
+        // Kills land after step 2…13 plus up to 60 ms (within a step or two and their saves), so at least ten steps remain: a
+        // fast machine cannot finish the run between the last check and the kill.
+        const long steps = 24;
         var reference = CommandErrorTests.TempDir();
         var (code, _, err) = CommandErrorTests.Run(["train", Sft, .. Overrides(reference, steps)]);
         Assert.True(code == 0, err);
@@ -69,11 +71,11 @@ public class TrainResumeTests
         for (var trial = 0; trial < 3; trial++)
         {
             var dir = CommandErrorTests.TempDir();
-            var killAfter = rng.NextInt64(2, steps - 2);
+            var killAfter = rng.NextInt64(2, steps - 10);
             using (var child = new Child(["train", Sft, .. Overrides(dir, steps)]))
             {
                 Assert.True(child.WaitForStep(killAfter, TimeSpan.FromSeconds(120)), $"the run ended before step {killAfter}\n{child.Out}\n{child.Err}");
-                Thread.Sleep(rng.Next(0, 150));                      // land anywhere in the next step or its save
+                Thread.Sleep(rng.Next(0, 60));                       // land anywhere in the next step or its save
                 Assert.False(child.P.HasExited, "the run finished before it could be killed");
                 child.P.Kill();                                      // SIGKILL: no handler runs
                 child.P.WaitForExit();
@@ -90,6 +92,28 @@ public class TrainResumeTests
             Assert.Equal(Enumerable.Range(1, (int)steps).Select(i => (long)i), LoggedSteps(dir));
         }
         Assert.True(killedAt.All(s => s >= 1 && s < steps), string.Join(", ", killedAt));
+    }
+
+    [Fact]
+    public void The_same_run_on_threads_with_different_intra_op_counts_ends_with_the_same_weights()
+    {
+        // The count is per thread and changes the rounding; a stage sets its own (training.trainer_threads, else the process
+        // default), so a run in-process ends the same whichever thread calls it and whatever that thread ran before.
+        byte[] RunOn(int threadsBefore)
+        {
+            var dir = CommandErrorTests.TempDir();
+            (int Code, string Out, string Err) result = default;
+            var t = new Thread(() =>
+            {
+                Rlhf.Torch.Torch.NumThreads = threadsBefore;
+                result = CommandErrorTests.Run(["train", Sft, .. Overrides(dir, 4, saveSteps: 0)]);
+            });
+            t.Start();
+            t.Join();
+            Assert.True(result.Code == 0, result.Err);
+            return FinalWeights(dir);
+        }
+        Assert.True(RunOn(1).SequenceEqual(RunOn(3)), "the final weights depend on the calling thread's intra-op count");
     }
 
     [Fact]

@@ -27,6 +27,7 @@ internal static partial class NativeLoader
             tried.Add(candidate);
             if (!File.Exists(candidate)) continue;
             ChooseOpenMpWait(candidate);
+            ExportDefaultThreads();
             Allocator.TuneBeforeLoad();
             BlasKernels.ChooseBeforeLoad(SetEnv);
             try { return Handle = NativeLibrary.Load(candidate); }
@@ -64,6 +65,19 @@ internal static partial class NativeLoader
         // .NET keeps its own copy of the environment; libgomp reads the C one, so set it through libc.
         if (LinksOpenMpBlas(shim)) _ = SetEnv("GOMP_SPINCOUNT", "100000", 0);
         else _ = SetEnv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    }
+
+    /// <summary>
+    /// Makes <see cref="IntraOpThreads.Default"/> libgomp's process-wide default before the shim loads (OMP_NUM_THREADS in the C
+    /// environment, unless the user set it). The count is per thread; a thread whose first parallel work is a BLAS call
+    /// (OpenBLAS's OpenMP build reads <c>omp_get_max_threads()</c>) rather than a libtorch op (which applies libtorch's
+    /// count first) otherwise ran libgomp's own default, the CPUs of the affinity mask, which ignores a cgroup's CPU quota.
+    /// </summary>
+    private static void ExportDefaultThreads()
+    {
+        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable("OMP_NUM_THREADS") is not null) return;
+        // C environment only: child processes (ZeRO ranks, workers) are started from .NET's copy and choose their own.
+        _ = SetEnv("OMP_NUM_THREADS", IntraOpThreads.Default.ToString(System.Globalization.CultureInfo.InvariantCulture), 0);
     }
 
     /// <summary>True when the shim's RUNPATH names OpenBLAS's OpenMP build (native/CMakeLists.txt links it ahead of libtorch).</summary>

@@ -51,11 +51,20 @@ public static class OfflineStages
         var a => throw new ArgumentException($"training.algorithm: {AlgorithmYaml.ToYaml(a)} is an online algorithm; OfflineStages runs sft, reward_model and dpo"),
     };
 
+    /// <summary>
+    /// Sets the calling thread's intra-op count for a stage: <c>training.trainer_threads</c>, else the process default
+    /// (<see cref="Torch.DefaultNumThreads"/>), whatever the thread ran before: the rounding depends on the count, and a
+    /// stage must repeat bit for bit (an interrupted run resumed, or the same run in-process on another thread).
+    /// </summary>
+    private static IDisposable StageThreads(RlhfConfig config) =>
+        Torch.UseThreads(config.Training.TrainerThreads is long n ? checked((int)n) : Torch.DefaultNumThreads);
+
     // ------------------------------------------------------------------ SFT
 
     /// <summary>Supervised fine-tuning (TRL SFTTrainer): token NLL on completion tokens only (or every token after the first when <c>sft.completion_only_loss</c> is off).</summary>
     public static OfflineResult Sft(RlhfConfig config, TrainingRun run)
     {
+        using var threads = StageThreads(config);
         var seed = config.Training.Seed;
         var (tokenizer, train, eval, device, engine, layers) = Open(config, TrainingData.Completions(config.Data, seed), (e, t) => e.Encode(t), ModelHead.LanguageModel);   // data errors before any model loads
         using var _ = engine;
@@ -100,6 +109,7 @@ public static class OfflineStages
     /// </summary>
     public static OfflineResult RewardModel(RlhfConfig config, TrainingRun run)
     {
+        using var threads = StageThreads(config);
         if (config.RewardModel.UseMargin)
             throw new ArgumentException("reward_model.use_margin: the preference data layouts read here carry no per-pair margin; turn it off");
         var seed = config.Training.Seed;
@@ -131,6 +141,7 @@ public static class OfflineStages
     /// </summary>
     public static OfflineResult Dpo(RlhfConfig config, TrainingRun run)
     {
+        using var threads = StageThreads(config);
         var seed = config.Training.Seed;
         var (tokenizer, train, eval, device, engine, layers) = Open(config, TrainingData.Preferences(config.Data, seed), (e, t) => e.Encode(t), ModelHead.LanguageModel);
         using var _ = engine;

@@ -176,10 +176,10 @@ public static class OnlineTrainer
         var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed, engine.Rank, config.Training.KvOnUpdate);
         // Ranks launched on one node share its cores.
         var (generatorThreads, trainerThreads) = ThreadSplit(config.Training, Math.Max(1, Environment.ProcessorCount / env.LocalWorldSize));
-        var threadsBefore = Torch.NumThreads;
-        // Synchronous runs keep libtorch's count unless training.trainer_threads is set.
-        int? stepThreads = isAsync ? trainerThreads : config.Training.TrainerThreads is long st ? checked((int)st) : null;
-        using var restoreThreads = stepThreads is null ? null : new Restore(() => Torch.NumThreads = threadsBefore);
+        // Synchronous runs train at training.trainer_threads, else the process default, set on this thread whatever its count
+        // was before: the rounding depends on the count, and a run must repeat bit for bit on any calling thread.
+        var stepThreads = isAsync ? trainerThreads : config.Training.TrainerThreads is long st ? checked((int)st) : Torch.DefaultNumThreads;
+        using var restoreThreads = Torch.UseThreads(stepThreads);
         var inflight = isAsync && config.Training.AsyncMode == AsyncMode.Inflight;
         using var worker = isAsync ? new RolloutWorker(producer, layers, generatorThreads, inflight ? engine.AcquireWeights : null) : null;
         using var syncProducer = isAsync ? null : producer;
@@ -213,7 +213,7 @@ public static class OnlineTrainer
         while (step < plan.Steps)
         {
             step++;
-            if (stepThreads is int n) Torch.NumThreads = n;
+            Torch.NumThreads = stepThreads;
             using var scope = Torch.NewScope();
             var total = Stopwatch.StartNew();
             // --- generate (synchronous) or take what the worker generated (asynchronous)
@@ -365,11 +365,6 @@ public static class OnlineTrainer
         var generator = t.GeneratorThreads is long g ? checked((int)g) : Math.Max(1, cores / 2);
         var trainer = t.TrainerThreads is long tr ? checked((int)tr) : Math.Max(1, cores - generator);
         return (generator, trainer);
-    }
-
-    private sealed class Restore(Action undo) : IDisposable
-    {
-        public void Dispose() => undo();
     }
 
     /// <summary>How many steps behind the trainer's <paramref name="current"/> version a rollout of <paramref name="version"/> is (rounded up).</summary>
