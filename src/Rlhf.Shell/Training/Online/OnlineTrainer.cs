@@ -106,6 +106,12 @@ public static class OnlineTrainer
         if (env.WorldSize != plan.WorldSize)
             throw new ArgumentException($"distributed.world_size is {plan.WorldSize} but this process is rank {env.Rank} of {env.WorldSize} ({env.Source}); set distributed.world_size={env.WorldSize}");
         using var group = env.IsSingle ? null : env.InitProcessGroup(TimeSpan.FromSeconds(config.Distributed.TimeoutSeconds));
+        // Ranks launched on one node share its cores.
+        var (generatorThreads, trainerThreads) = ThreadSplit(config.Training, Math.Max(1, Environment.ProcessorCount / env.LocalWorldSize));
+        // Synchronous runs train at training.trainer_threads, else the process default, set on this thread whatever its count
+        // was before: the rounding depends on the count, and a run must repeat bit for bit on any calling thread.
+        var stepThreads = config.Training.Async ? trainerThreads : config.Training.TrainerThreads is long st ? checked((int)st) : Torch.DefaultNumThreads;
+        using var restoreThreads = Torch.UseThreads(stepThreads);
         var seed = config.Training.Seed;
         var prompts = TrainingData.Prompts(config.Data, seed).Train;
         if (prompts.Count == 0) throw new ArgumentException("data: no training prompts (data.num_examples or the file is empty)");
@@ -174,12 +180,6 @@ public static class OnlineTrainer
 
         var skips = new SkippedStepGuard(engine, config.Training.MaxConsecutiveSkippedSteps, restored?.ConsecutiveSkippedSteps ?? 0);
         var producer = new RolloutProducer(examples, config.Generation, sampling, plan, seed, engine.Rank, config.Training.KvOnUpdate);
-        // Ranks launched on one node share its cores.
-        var (generatorThreads, trainerThreads) = ThreadSplit(config.Training, Math.Max(1, Environment.ProcessorCount / env.LocalWorldSize));
-        // Synchronous runs train at training.trainer_threads, else the process default, set on this thread whatever its count
-        // was before: the rounding depends on the count, and a run must repeat bit for bit on any calling thread.
-        var stepThreads = isAsync ? trainerThreads : config.Training.TrainerThreads is long st ? checked((int)st) : Torch.DefaultNumThreads;
-        using var restoreThreads = Torch.UseThreads(stepThreads);
         var inflight = isAsync && config.Training.AsyncMode == AsyncMode.Inflight;
         using var worker = isAsync ? new RolloutWorker(producer, layers, generatorThreads, inflight ? engine.AcquireWeights : null) : null;
         using var syncProducer = isAsync ? null : producer;
