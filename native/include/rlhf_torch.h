@@ -298,6 +298,10 @@ RT_API rt_tensor rt_log_softmax(rt_tensor t, int64_t dim);
 // rows [B, KV, C] int64 (the row of each key position); blocked [B, Q, C] bool, Q dividing M (query row m uses
 // blocked[b, m % Q]; true = not attended). Returns softmax(scale · q·kᵀ, blocked excluded) · v as [B, KV, M, hd].
 RT_API rt_tensor rt_paged_decode_attention(rt_tensor q, rt_tensor k_rows, rt_tensor v_rows, rt_tensor rows, rt_tensor blocked, double scale);
+// Causal self-attention with autograd (training, float32 CPU): q, k, v [B, H, T, hd] (grouped key/value heads repeated),
+// key_allowed [B, T] (nonzero = real key) or NULL; query t attends keys s <= t that are allowed; a query with no allowed
+// key gets a uniform row over all T keys (eager masked_fill(lowest) + softmax). Returns [B, H, T, hd].
+RT_API rt_tensor rt_causal_attention(rt_tensor q, rt_tensor k, rt_tensor v, rt_tensor key_allowed, double scale);
 
 /* ---- Neural-network functionals (nn.cpp) ---- */
 

@@ -56,4 +56,20 @@ public static class Functional
     /// <returns>[B, KV, M, hd].</returns>
     public static Tensor PagedDecodeAttention(Tensor q, Tensor kRows, Tensor vRows, Tensor rows, Tensor blocked, double scale) =>
         Tensor.Wrap(N.rt_paged_decode_attention(q.H, kRows.H, vRows.H, rows.H, blocked.H, scale));
+
+    /// <summary>
+    /// Fused causal self-attention with autograd, for training on the CPU (native/src/attention.cpp): the eager sequence
+    /// softmax(masked(scale · q·kᵀ)) · v run per (batch, head) on one thread each, in row blocks that stop at the diagonal,
+    /// so about half of the scores and products are never computed; backward likewise. Query t attends keys s ≤ t that
+    /// <paramref name="keyAllowed"/> allows; a query with no allowed key gets a uniform row over all T keys and no
+    /// gradient to q or k, as eager <c>masked_fill(lowest)</c> + softmax gives. Float32 CPU tensors.
+    /// </summary>
+    /// <param name="q">[B, H, T, hd].</param>
+    /// <param name="k">[B, H, T, hd] (grouped key/value heads repeated to H).</param>
+    /// <param name="v">[B, H, T, hd].</param>
+    /// <param name="keyAllowed">[B, T], nonzero = a real key (a padding mask), or null for none.</param>
+    /// <param name="scale">Score scale (1/√hd).</param>
+    /// <returns>[B, H, T, hd].</returns>
+    public static Tensor CausalAttention(Tensor q, Tensor k, Tensor v, Tensor? keyAllowed, double scale) =>
+        Tensor.Wrap(N.rt_causal_attention(q.H, k.H, v.H, Tensor.Opt(keyAllowed), scale));
 }

@@ -54,6 +54,9 @@ public sealed class ModelsProfile : IBenchSuite
             ("rotary apply (x2 for q,k)", () => Rotary.Apply(q, cos, sin)),
             ("causal mask", () => Attention.CausalMask(T, null)),
             ("sdpa", () => Attention.ScaledDotProduct(qr, qr, q, mask, 0.125)),
+            ("causal kernel (fused)", () => Functional.CausalAttention(qr, qr, q, null, 0.125)),
+            ("causal kernel fwd+bwd", () => KernelForwardBackward(qr, q)),
+            ("sdpa fwd+bwd", () => EagerForwardBackward(qr, q, mask)),
             ("  scores q·kᵀ", () => qr.Matmul(qr.Transpose(-2, -1))),
             ("  mul scale", () => sc.Mul(0.125)),
             ("  masked_fill", () => sc.MaskedFill(notMask, float.MinValue)),
@@ -87,5 +90,21 @@ public sealed class ModelsProfile : IBenchSuite
             Console.WriteLine($"  {name,-28} {best,8:F3} {bestCpu,8:F3}");
         }
         return 0;
+    }
+
+    private static void KernelForwardBackward(Tensor qr, Tensor v)
+    {
+        using var grad = Torch.GradEnabled(true);
+        var (a, b) = (qr.Detach().RequiresGrad_(), v.Detach().RequiresGrad_());
+        var y = Functional.CausalAttention(a, a, b, null, 0.125);
+        y.Backward(y.Detach());
+    }
+
+    private static void EagerForwardBackward(Tensor qr, Tensor v, Tensor mask)
+    {
+        using var grad = Torch.GradEnabled(true);
+        var (a, b) = (qr.Detach().RequiresGrad_(), v.Detach().RequiresGrad_());
+        var y = Attention.ScaledDotProduct(a, a, b, mask, 0.125);
+        y.Backward(y.Detach());
     }
 }

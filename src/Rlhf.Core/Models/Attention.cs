@@ -51,11 +51,23 @@ public sealed class CausalAttention(Tensor? paddingMask = null) : IAttention
     /// <summary>Frees this thread's memoised mask.</summary>
     internal static void ReleaseThreadMemo() => maskMemo?.Clear();
 
+    /// <summary>
+    /// Whether float32 CPU attention runs the fused causal kernel (<see cref="Functional.CausalAttention"/>): on unless
+    /// <c>RLHF_CAUSAL_KERNEL=0</c>, which keeps the eager sequence (for comparisons).
+    /// </summary>
+    public static bool FusedEnabled { get; } = Environment.GetEnvironmentVariable("RLHF_CAUSAL_KERNEL") != "0";
+
     /// <inheritdoc />
     public Tensor Attend(int layer, Tensor q, Tensor k, Tensor v, double scale)
     {
         using var scope = Torch.NewScope();
         long t = q.Size(2);
+        if (FusedEnabled && q.Dtype == ScalarType.Float32 && q.Device == Device.Cpu && k.Size(2) == t && k.Dtype == q.Dtype)
+        {
+            // The fused kernel (about half the work: nothing above the diagonal), the padding mask as [B, T] keys.
+            var allowed = PaddingMask is null ? null : PaddingMask.Device == Device.Cpu ? PaddingMask : PaddingMask.To(Device.Cpu);
+            return Functional.CausalAttention(q, Attention.RepeatKv(k, q.Size(1)), Attention.RepeatKv(v, q.Size(1)), allowed, scale).MoveToOuter();
+        }
         // The "not allowed" mask, built once for all layers of a forward (and kept while the padding mask stays equal).
         Tensor Build()
         {
@@ -105,6 +117,21 @@ public static class Attention
     }
 
     /// <summary>
+    /// Grouped-query keys or values [B, KV, T, hd] repeated to <paramref name="heads"/> query heads [B, H, T, hd] (key/value
+    /// head j serves query heads j·H/KV … (j+1)·H/KV − 1); the input itself when KV = H.
+    /// </summary>
+    public static Tensor RepeatKv(Tensor kv, long heads)
+    {
+        long n = kv.Size(1);
+        if (heads % n != 0) throw new ArgumentException($"query heads {heads} are not a multiple of key/value heads {n}");
+        if (n == heads) return kv;
+        // HF repeat_kv: expand a new head axis and flatten it (one copy), not repeat_interleave, whose int-repeats form
+        // builds an index tensor and gathers through it (measured several times slower in libtorch 1.13).
+        long b = kv.Size(0), t = kv.Size(2), hd = kv.Size(3), rep = heads / n;
+        return kv.Unsqueeze(2).Expand(b, n, rep, t, hd).Reshape(b, heads, t, hd);   // [B, H, T, hd]
+    }
+
+    /// <summary>
     /// <see cref="ScaledDotProduct"/> with the complement mask: <paramref name="blocked"/> true where attention is NOT allowed
     /// (broadcastable to [B, H, Tq, Tk]), or null. The scores are scaled and masked in place: the matmul's output is not
     /// saved for backward, so autograd allows it, and it saves two [B, H, Tq, Tk] allocations per layer.
@@ -112,16 +139,8 @@ public static class Attention
     internal static Tensor ScaledDotProductBlocked(Tensor q, Tensor k, Tensor v, Tensor? blocked, double scale)
     {
         using var scope = Torch.NewScope();
-        long h = q.Size(1), kv = k.Size(1);
-        if (h % kv != 0) throw new ArgumentException($"query heads {h} are not a multiple of key/value heads {kv}");
-        if (kv != h)
-        {
-            // HF repeat_kv: expand a new head axis and flatten it (one copy), not repeat_interleave, whose int-repeats
-            // form builds an index tensor and gathers through it (measured several times slower in libtorch 1.13).
-            long b = k.Size(0), tk = k.Size(2), hd = k.Size(3), rep = h / kv;
-            k = k.Unsqueeze(2).Expand(b, kv, rep, tk, hd).Reshape(b, h, tk, hd);   // [B, H, Tk, hd]
-            v = v.Unsqueeze(2).Expand(b, kv, rep, tk, hd).Reshape(b, h, tk, hd);
-        }
+        k = RepeatKv(k, q.Size(1));
+        v = RepeatKv(v, q.Size(1));
         var work = q.Dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
         var scores = q.Matmul(k.Transpose(-2, -1)).Mul_(scale);                  // [B, H, Tq, Tk]
         if (scores.Dtype != work) scores = scores.To(work);

@@ -17,4 +17,5 @@ internal static unsafe partial class Native
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_dropout(T x, double p, int train, G g);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_one_hot(T ids, long classes);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_paged_decode_attention(T q, T kRows, T vRows, T rows, T blocked, double scale);
+    [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_causal_attention(T q, T k, T v, T keyAllowed, double scale);
 }
