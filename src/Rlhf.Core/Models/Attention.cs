@@ -58,19 +58,27 @@ public sealed class CausalAttention(Tensor? paddingMask = null) : IAttention
     public static bool FusedEnabled { get; } = Environment.GetEnvironmentVariable("RLHF_CAUSAL_KERNEL") != "0";
 
     /// <summary>
-    /// The kernel runs for sequences longer than this: it makes a dozen small calls per (batch, head), which longer rows pay
+    /// The kernel runs for sequences of at least this many tokens: it makes a dozen small calls per (batch, head), which longer rows pay
     /// for with the work they skip above the diagonal. fwd+bwd on 2 threads, kernel vs eager: T 24 hd 16 ×64 batch 10.3 vs
     /// 2.5 ms, T 64 hd 64 2.2 vs 1.8 ms; T 80 hd 64 3.1 vs 4.6 ms, T 96 hd 32 5.9 vs 8.7 ms, T 256 hd 16 18.9 vs 26.7 ms,
     /// T 256 hd 64 6.2 vs 10.5 ms, T 512 hd 64 37.8 vs 73.5 ms.
     /// </summary>
     public const long FusedMinLength = 65;
 
+    /// <summary>
+    /// Whether <see cref="Attend"/> runs the fused kernel for these inputs: enabled, float32 on the CPU, keys of the
+    /// queries' length, and at least <see cref="FusedMinLength"/> tokens.
+    /// </summary>
+    public static bool UsesKernel(Tensor q, Tensor k) =>
+        FusedEnabled && q.Size(2) >= FusedMinLength && k.Size(2) == q.Size(2)
+        && q.Dtype == ScalarType.Float32 && k.Dtype == ScalarType.Float32 && q.Device == Device.Cpu;
+
     /// <inheritdoc />
     public Tensor Attend(int layer, Tensor q, Tensor k, Tensor v, double scale)
     {
         using var scope = Torch.NewScope();
         long t = q.Size(2);
-        if (FusedEnabled && t >= FusedMinLength && q.Dtype == ScalarType.Float32 && q.Device == Device.Cpu && k.Size(2) == t && k.Dtype == q.Dtype)
+        if (UsesKernel(q, k))
         {
             // The fused kernel (about half the work: nothing above the diagonal), the padding mask as [B, T] keys.
             var allowed = PaddingMask is null ? null : PaddingMask.Device == Device.Cpu ? PaddingMask : PaddingMask.To(Device.Cpu);

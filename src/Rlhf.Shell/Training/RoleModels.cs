@@ -37,6 +37,13 @@ public static class RoleModels
     public const double InitializerRange = 0.02;
 
     /// <summary>
+    /// The trainer's intra-op threads when the generator does not share the cores: <c>training.trainer_threads</c>, else the
+    /// process default (<see cref="Torch.DefaultNumThreads"/>). Training sets it on its thread whatever the thread ran
+    /// before: the rounding depends on the count, and a run must repeat bit for bit (resumed, or in-process on another thread).
+    /// </summary>
+    public static int TrainerThreads(TrainingSettings t) => t.TrainerThreads is long n ? checked((int)n) : Torch.DefaultNumThreads;
+
+    /// <summary>
     /// The Hugging Face directory <paramref name="role"/> loads, or null for a random init of <c>model:</c>:
     /// the role's <c>model_args.model_name_or_path</c> (the reward's under <c>reward.model_args</c>), else <c>model.path</c>
     /// for the policy and the reference (the critic's fallbacks are <see cref="CriticSource"/>'s).

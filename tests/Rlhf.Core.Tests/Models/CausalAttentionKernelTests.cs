@@ -80,6 +80,9 @@ public class CausalAttentionKernelTests
         var upstream = Torch.Randn([b, h, t, hd], g);
         var pad = Padding("left", b, t, new Random(1));
         Assert.True(CausalAttention.FusedEnabled, "RLHF_CAUSAL_KERNEL=0 is set: this test compares the kernel with eager");
+        Assert.True(CausalAttention.UsesKernel(q, k));
+        Assert.False(CausalAttention.UsesKernel(q.Narrow(2, 0, CausalAttention.FusedMinLength - 1), k.Narrow(2, 0, CausalAttention.FusedMinLength - 1)));
+        Assert.False(CausalAttention.UsesKernel(q.To(ScalarType.Float64), k.To(ScalarType.Float64)));
 
         var (qa, ka, va) = (q.Clone().RequiresGrad_(), k.Clone().RequiresGrad_(), v.Clone().RequiresGrad_());
         var fused = new CausalAttention(pad).Attend(0, qa, ka, va, 1 / Math.Sqrt(hd));

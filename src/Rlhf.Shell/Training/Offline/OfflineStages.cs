@@ -51,13 +51,8 @@ public static class OfflineStages
         var a => throw new ArgumentException($"training.algorithm: {AlgorithmYaml.ToYaml(a)} is an online algorithm; OfflineStages runs sft, reward_model and dpo"),
     };
 
-    /// <summary>
-    /// Sets the calling thread's intra-op count for a stage: <c>training.trainer_threads</c>, else the process default
-    /// (<see cref="Torch.DefaultNumThreads"/>), whatever the thread ran before: the rounding depends on the count, and a
-    /// stage must repeat bit for bit (an interrupted run resumed, or the same run in-process on another thread).
-    /// </summary>
-    private static IDisposable StageThreads(RlhfConfig config) =>
-        Torch.UseThreads(config.Training.TrainerThreads is long n ? checked((int)n) : Torch.DefaultNumThreads);
+    /// <summary>Sets the calling thread's intra-op count for a stage (<see cref="RoleModels.TrainerThreads"/>) until disposed.</summary>
+    private static IDisposable StageThreads(RlhfConfig config) => Torch.UseThreads(RoleModels.TrainerThreads(config.Training));
 
     // ------------------------------------------------------------------ SFT
 

@@ -108,9 +108,8 @@ public static class OnlineTrainer
         using var group = env.IsSingle ? null : env.InitProcessGroup(TimeSpan.FromSeconds(config.Distributed.TimeoutSeconds));
         // Ranks launched on one node share its cores.
         var (generatorThreads, trainerThreads) = ThreadSplit(config.Training, Math.Max(1, Environment.ProcessorCount / env.LocalWorldSize));
-        // Synchronous runs train at training.trainer_threads, else the process default, set on this thread whatever its count
-        // was before: the rounding depends on the count, and a run must repeat bit for bit on any calling thread.
-        var stepThreads = config.Training.Async ? trainerThreads : config.Training.TrainerThreads is long st ? checked((int)st) : Torch.DefaultNumThreads;
+        // Asynchronous: the cores the generator leaves; synchronous: RoleModels.TrainerThreads, on this thread whatever it ran before.
+        var stepThreads = config.Training.Async ? trainerThreads : RoleModels.TrainerThreads(config.Training);
         using var restoreThreads = Torch.UseThreads(stepThreads);
         var seed = config.Training.Seed;
         var prompts = TrainingData.Prompts(config.Data, seed).Train;
