@@ -302,6 +302,11 @@ RT_API rt_tensor rt_paged_decode_attention(rt_tensor q, rt_tensor k_rows, rt_ten
 // key_allowed [B, T] (nonzero = real key) or NULL; query t attends keys s <= t that are allowed; a query with no allowed
 // key gets a uniform row over all T keys (eager masked_fill(lowest) + softmax). Returns [B, H, T, hd].
 RT_API rt_tensor rt_causal_attention(rt_tensor q, rt_tensor k, rt_tensor v, rt_tensor key_allowed, double scale);
+// Fused RMSNorm with autograd (fused.cpp): w · x / √(mean(x²) + eps) over x's last dim; float32/float64 CPU.
+RT_API rt_tensor rt_rms_norm(rt_tensor x, rt_tensor weight, double eps);
+// Fused rotary embedding with autograd (fused.cpp): x ⊙ cos + rotate_half(x) ⊙ sin; x [B, H, T, hd], tables [B|1, 1, T, hd];
+// returns contiguous [B, H, T, hd]; float32/float64 CPU; the tables get no gradient.
+RT_API rt_tensor rt_rotary(rt_tensor x, rt_tensor cos, rt_tensor sin);
 
 /* ---- Neural-network functionals (nn.cpp) ---- */
 

@@ -72,4 +72,28 @@ public static class Functional
     /// <returns>[B, H, T, hd].</returns>
     public static Tensor CausalAttention(Tensor q, Tensor k, Tensor v, Tensor? keyAllowed, double scale) =>
         Tensor.Wrap(N.rt_causal_attention(q.H, k.H, v.H, Tensor.Opt(keyAllowed), scale));
+
+    /// <summary>
+    /// Fused RMSNorm with autograd (native/src/fused.cpp): w · (x · r) with r = 1/√(mean(x²) + eps) over the last dim,
+    /// HF Llama's order of rounding, in one pass per row (backward one more) instead of eager's chain of whole-tensor ops.
+    /// The weight's gradient sums fixed chunks of rows in order, so results do not depend on the thread count.
+    /// Float32 or float64 CPU tensors of one dtype.
+    /// </summary>
+    /// <param name="x">[.., D].</param>
+    /// <param name="weight">[D].</param>
+    /// <param name="eps">Added to the mean square.</param>
+    /// <returns>[.., D], contiguous.</returns>
+    public static Tensor RmsNorm(Tensor x, Tensor weight, double eps) => Tensor.Wrap(N.rt_rms_norm(x.H, weight.H, eps));
+
+    /// <summary>
+    /// Fused rotary position embedding with autograd (native/src/fused.cpp): x ⊙ cos + rotate_half(x) ⊙ sin over the
+    /// whole head, rotate_half([a, b]) = [−b, a] — eager's rounding, in one pass per row. x may be a transposed view
+    /// (unit stride in hd); the result is contiguous. The tables get no gradient and must not require one.
+    /// Float32 or float64 CPU tensors of one dtype.
+    /// </summary>
+    /// <param name="x">[B, H, T, hd], hd even.</param>
+    /// <param name="cos">[B|1, 1, T, hd].</param>
+    /// <param name="sin">[B|1, 1, T, hd].</param>
+    /// <returns>[B, H, T, hd], contiguous.</returns>
+    public static Tensor Rotary(Tensor x, Tensor cos, Tensor sin) => Tensor.Wrap(N.rt_rotary(x.H, cos.H, sin.H));
 }

@@ -174,13 +174,16 @@ public static class Rotary
 
     /// <summary>
     /// Rotates the first r = cos.Size(-1) dims of x [B, H, T, hd] by the tables from <see cref="Tables(Tensor, ModelConfig, ScalarType)"/>; the
-    /// remaining hd - r dims pass through (GPT-NeoX partial rotary). Returns [B, H, T, hd].
+    /// remaining hd - r dims pass through (GPT-NeoX partial rotary). Returns [B, H, T, hd]. A whole-head rotation of
+    /// float32/float64 CPU tensors runs the fused kernel (<see cref="Functional.Rotary"/>, see <see cref="FusedLayers"/>).
     /// </summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
-        using var scope = Torch.NewScope();
         var r = cos.Size(-1);
         var hd = x.Size(-1);
+        if (r == hd && x.Dim == 4 && cos.Dim == 4 && FusedLayers.Fit(x, cos) && sin.Dtype == cos.Dtype && !cos.RequiresGrad && !sin.RequiresGrad)
+            return Functional.Rotary(x, cos, sin);                                                 // the whole head: one fused pass
+        using var scope = Torch.NewScope();
         var rot = r == hd ? x : x.Narrow(-1, 0, r);
         var rotated = rot * cos + RotateHalf(rot) * sin;
         var result = r == hd ? rotated : Torch.Cat([rotated, x.Narrow(-1, r, hd - r)], -1);

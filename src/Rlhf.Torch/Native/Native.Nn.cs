@@ -18,4 +18,6 @@ internal static unsafe partial class Native
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_one_hot(T ids, long classes);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_paged_decode_attention(T q, T kRows, T vRows, T rows, T blocked, double scale);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_causal_attention(T q, T k, T v, T keyAllowed, double scale);
+    [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_rms_norm(T x, T weight, double eps);
+    [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_rotary(T x, T cos, T sin);
 }

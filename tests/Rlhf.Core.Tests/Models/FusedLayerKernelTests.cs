@@ -1,0 +1,171 @@
+// The fused RMSNorm and rotary kernels (native/src/fused.cpp, Functional.RmsNorm / Functional.Rotary) against the eager
+// formulas written out here: outputs and every gradient, float64 to 1e-12 and float32 against float64, across the
+// kernels' 64-row chunks, with transposed inputs and batch-broadcast tables; results independent of the thread count.
+using Rlhf.Core.Models;
+using Rlhf.Torch;
+
+namespace Rlhf.Core.Tests.Models;
+
+using Torch = Rlhf.Torch.Torch;
+
+public class FusedLayerKernelTests
+{
+    private static void Close(Tensor got, Tensor want, string what, double atol, double rtol)
+    {
+        Assert.Equal(want.Shape, got.Shape);
+        var g = got.To(ScalarType.Float64).ToArray<double>();
+        var w = want.To(ScalarType.Float64).ToArray<double>();
+        for (var i = 0; i < w.Length; i++)
+            Assert.True(Math.Abs(g[i] - w[i]) <= atol + rtol * Math.Abs(w[i]), $"{what}[{i}]: {g[i]} vs eager {w[i]}");
+    }
+
+    // HF Llama's RMSNorm, op by op.
+    private static Tensor EagerRmsNorm(Tensor x, Tensor w, double eps) => w * (x * (x.Square().Mean(-1, keepDim: true) + eps).Rsqrt());
+
+    // HF's apply_rotary_pos_emb: x · cos + rotate_half(x) · sin, rotate_half([a, b]) = [−b, a].
+    private static Tensor EagerRotary(Tensor x, Tensor cos, Tensor sin)
+    {
+        var half = x.Size(-1) / 2;
+        var rotated = Torch.Cat([x.Narrow(-1, half, half).Neg(), x.Narrow(-1, 0, half)], -1);
+        return x * cos + rotated * sin;
+    }
+
+    [Theory]
+    [InlineData(new long[] { 1 }, 1)]
+    [InlineData(new long[] { 3, 7 }, 5)]
+    [InlineData(new long[] { 2, 32 }, 64)]         // exactly one 64-row chunk
+    [InlineData(new long[] { 3, 50 }, 16)]         // 150 rows: three chunks, the last partial
+    [InlineData(new long[] { 130 }, 130)]
+    public void RmsNorm_matches_the_eager_formula_forward_and_backward(long[] lead, long d)
+    {
+        using var scope = Torch.NewScope();
+        using var g = new Generator((ulong)(d * 7 + lead.Length));
+        long[] shape = [.. lead, d];
+        var x = Torch.Randn(shape, g) * 3;
+        var w = Torch.Randn([d], g);
+        var upstream = Torch.Randn(shape, g);
+        const double eps = 1e-5;
+
+        var (x64, w64) = (x.To(ScalarType.Float64).RequiresGrad_(), w.To(ScalarType.Float64).RequiresGrad_());
+        var want = EagerRmsNorm(x64, w64, eps);
+        want.Backward(upstream.To(ScalarType.Float64));
+
+        var (xk, wk) = (x.To(ScalarType.Float64).RequiresGrad_(), w.To(ScalarType.Float64).RequiresGrad_());
+        var got = Functional.RmsNorm(xk, wk, eps);
+        Assert.True(got.RequiresGrad);
+        got.Backward(upstream.To(ScalarType.Float64));
+        Close(got, want, "y (float64)", 1e-12, 1e-12);
+        Close(xk.Grad!, x64.Grad!, "dx (float64)", 1e-12, 1e-12);
+        Close(wk.Grad!, w64.Grad!, "dw (float64)", 1e-11, 1e-12);
+
+        var (x32, w32) = (x.Clone().RequiresGrad_(), w.Clone().RequiresGrad_());
+        var got32 = Functional.RmsNorm(x32, w32, eps);
+        got32.Backward(upstream);
+        Close(got32, want, "y (float32)", 1e-5, 1e-5);
+        Close(x32.Grad!, x64.Grad!, "dx (float32)", 1e-5, 1e-4);
+        Close(w32.Grad!, w64.Grad!, "dw (float32)", 1e-4, 1e-4);
+    }
+
+    [Fact]
+    public void RmsNorm_gives_each_input_its_gradient_alone_and_the_same_bits_on_any_thread_count()
+    {
+        using var scope = Torch.NewScope();
+        using var g = new Generator(3);
+        var x = Torch.Randn([4, 100, 48], g);           // 400 rows: seven chunks, summed in order for the weight's gradient
+        var w = Torch.Randn([48], g);
+        var upstream = Torch.Randn([4, 100, 48], g);
+
+        (double[] Dx, double[] Dw) Run(int threads)
+        {
+            using var t = Torch.UseThreads(threads);
+            var (xa, wa) = (x.Clone().RequiresGrad_(), w.Clone().RequiresGrad_());
+            Functional.RmsNorm(xa, wa, 1e-6).Backward(upstream);
+            return (xa.Grad!.To(ScalarType.Float64).ToArray<double>(), wa.Grad!.To(ScalarType.Float64).ToArray<double>());
+        }
+        var one = Run(1);
+        var three = Run(3);
+        Assert.Equal(one.Dx, three.Dx);
+        Assert.Equal(one.Dw, three.Dw);
+
+        var wOnly = w.Clone().RequiresGrad_();
+        Functional.RmsNorm(x, wOnly, 1e-6).Backward(upstream);
+        Assert.Equal(one.Dw, wOnly.Grad!.To(ScalarType.Float64).ToArray<double>());
+        var xOnly = x.Clone().RequiresGrad_();
+        Functional.RmsNorm(xOnly, w, 1e-6).Backward(upstream);
+        Assert.Equal(one.Dx, xOnly.Grad!.To(ScalarType.Float64).ToArray<double>());
+    }
+
+    [Fact]
+    public void Norms_RmsNorm_takes_the_kernel_for_float_CPU_tensors_and_eager_ops_otherwise()
+    {
+        using var scope = Torch.NewScope();
+        using var g = new Generator(5);
+        var x = Torch.Randn([2, 3, 8], g);
+        var w = Torch.Randn([8], g);
+        Assert.True(FusedLayers.Enabled, "RLHF_FUSED_KERNELS=0 is set: this test compares the kernels with eager");
+        Assert.True(FusedLayers.Fit(x, w));
+        Assert.False(FusedLayers.Fit(x.To(ScalarType.BFloat16), w.To(ScalarType.BFloat16)));
+        Assert.False(FusedLayers.Fit(x, w.To(ScalarType.Float64)));
+        Close(Norms.RmsNorm(x, w, 1e-6), EagerRmsNorm(x.To(ScalarType.Float64), w.To(ScalarType.Float64), 1e-6), "y", 1e-6, 1e-6);
+        // bf16 runs the eager ops: HF's float32 upcast, the bf16 cast, then the weight.
+        var bf = Norms.RmsNorm(x.To(ScalarType.BFloat16), w.To(ScalarType.BFloat16), 1e-6);
+        Assert.Equal(ScalarType.BFloat16, bf.Dtype);
+        Close(bf, EagerRmsNorm(x, w, 1e-6), "y (bf16)", 0.05, 0.02);
+    }
+
+    [Theory]
+    [InlineData(2, 3, 5, 8, true)]
+    [InlineData(1, 2, 70, 64, false)]      // rows past one 64-row chunk
+    [InlineData(3, 1, 1, 2, true)]         // one decode position, the smallest head
+    public void Rotary_matches_the_eager_formula_on_a_transposed_view_forward_and_backward(int b, int h, int t, int hd, bool tablesPerBatch)
+    {
+        using var scope = Torch.NewScope();
+        using var g = new Generator((ulong)(b * 100 + t * 10 + hd));
+        var projection = Torch.Randn([b, t, h, hd], g);                     // as a projection's output, viewed per head
+        var angles = Torch.Randn([tablesPerBatch ? b : 1, 1, t, hd], g);
+        var (cos, sin) = (angles.Cos(), angles.Sin());
+        var upstream = Torch.Randn([b, h, t, hd], g);
+
+        var x64 = projection.To(ScalarType.Float64).RequiresGrad_();
+        var want = EagerRotary(x64.Transpose(1, 2), cos.To(ScalarType.Float64), sin.To(ScalarType.Float64));
+        want.Backward(upstream.To(ScalarType.Float64));
+
+        var xk = projection.To(ScalarType.Float64).RequiresGrad_();
+        var got = Functional.Rotary(xk.Transpose(1, 2), cos.To(ScalarType.Float64), sin.To(ScalarType.Float64));
+        Assert.True(got.IsContiguous);
+        got.Backward(upstream.To(ScalarType.Float64));
+        Close(got, want, "y (float64)", 1e-14, 1e-14);
+        Close(xk.Grad!, x64.Grad!, "dx (float64)", 1e-14, 1e-14);
+
+        // float32: the same products and sums as the eager ops, so the same bits.
+        var xe = projection.Clone().RequiresGrad_();
+        var eager32 = EagerRotary(xe.Transpose(1, 2), cos, sin);
+        eager32.Backward(upstream);
+        var x32 = projection.Clone().RequiresGrad_();
+        var got32 = Rotary.Apply(x32.Transpose(1, 2), cos, sin);
+        got32.Backward(upstream);
+        Assert.True(got32.IsContiguous, "Rotary.Apply took the eager path");
+        Assert.Equal(eager32.Contiguous().ToArray<float>(), got32.ToArray<float>());
+        Assert.Equal(xe.Grad!.ToArray<float>(), x32.Grad!.ToArray<float>());
+    }
+
+    [Fact]
+    public void Rejects_what_they_cannot_compute_in_one_clear_line()
+    {
+        using var scope = Torch.NewScope();
+        var x = Torch.Zeros([1, 2, 3, 4]);
+        var e = Assert.ThrowsAny<Exception>(() => Functional.RmsNorm(x, Torch.Ones([3]), 1e-6));
+        Assert.Contains("weight must be [4]", e.Message);
+        e = Assert.ThrowsAny<Exception>(() => Functional.RmsNorm(x, Torch.Ones([4], ScalarType.Float64), 1e-6));
+        Assert.Contains("one dtype", e.Message);
+        e = Assert.ThrowsAny<Exception>(() => Functional.RmsNorm(x.To(ScalarType.Int64), Torch.Ones([4], ScalarType.Int64), 1e-6));
+        Assert.Contains("float32 or float64", e.Message);
+        e = Assert.ThrowsAny<Exception>(() => Functional.Rotary(x, Torch.Zeros([1, 1, 3, 2]), Torch.Zeros([1, 1, 3, 2])));
+        Assert.Contains("[B|1, 1, T, hd] = [1|1, 1, 3, 4]", e.Message);
+        e = Assert.ThrowsAny<Exception>(() => Functional.Rotary(Torch.Zeros([1, 2, 3, 5]), Torch.Zeros([1, 1, 3, 5]), Torch.Zeros([1, 1, 3, 5])));
+        Assert.Contains("even hd", e.Message);
+        var table = Torch.Zeros([1, 1, 3, 4]).RequiresGrad_();
+        e = Assert.ThrowsAny<Exception>(() => Functional.Rotary(x, table, table));
+        Assert.Contains("must not require grad", e.Message);
+    }
+}
