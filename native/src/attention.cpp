@@ -4,6 +4,7 @@
 #include "common.h"
 #include <ATen/Parallel.h>
 #include <limits>
+#include <immintrin.h>
 
 namespace {
 
@@ -112,10 +113,111 @@ RT_API rt_tensor rt_paged_decode_attention(rt_tensor q, rt_tensor k_rows, rt_ten
 // both products above the diagonal are never computed (eager code computes the full T×T and masks it). The probabilities
 // are saved for backward as eager softmax saves its output, packed by row block (nothing above a block's diagonal).
 // A query with no allowed key (left padding) gets eager's uniform row over all T keys, and no gradient to q or k.
+//
+// The inner loops work on raw pointers: each block's products are single BLAS calls (sgemm, with the score scale folded
+// into alpha and accumulations into beta) and its masking, softmax and softmax backward are loops over the block's rows.
+// A block made of ATen calls (narrow, mm_out, mul_, masked_fill_, _softmax_out, …: about 15 per block, thousands per
+// step) spent more time in dispatch than in arithmetic at these sizes.
+
+#ifdef RLHF_DIRECT_SGEMM
+extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const float* alpha,
+                       const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c, const int* ldc);
+#endif
 
 namespace {
 
 constexpr int64_t kCausalRowBlock = 32;
+
+// Row-major C[M, N] = alpha · op(A) · op(B) + beta · C, op(A) [M, K], op(B) [K, N]. Debian's libtorch calls the Fortran
+// BLAS in libblas.so.3 (OpenBLAS, which runs single-threaded inside an OpenMP parallel region): called here directly.
+// Elsewhere (a PyTorch wheel's BLAS is private to it) through ATen on views of the same memory.
+void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+             const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+#ifdef RLHF_DIRECT_SGEMM
+  // Column-major, C is Cᵀ [N, M] = op(B)ᵀ · op(A)ᵀ.
+  const char ca = ta ? 'T' : 'N', cb = tb ? 'T' : 'N';
+  const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
+  const int la = static_cast<int>(ldb), lb = static_cast<int>(lda), lc = static_cast<int>(ldc);
+  sgemm_(&cb, &ca, &m, &n, &k, &alpha, B, &la, A, &lb, &beta, C, &lc);
+#else
+  const auto f = at::TensorOptions().dtype(at::kFloat);
+  const at::Tensor a = ta ? at::from_blob(const_cast<float*>(A), {K, M}, {lda, 1}, f).t() : at::from_blob(const_cast<float*>(A), {M, K}, {lda, 1}, f);
+  const at::Tensor b = tb ? at::from_blob(const_cast<float*>(B), {N, K}, {ldb, 1}, f).t() : at::from_blob(const_cast<float*>(B), {K, N}, {ldb, 1}, f);
+  at::Tensor c = at::from_blob(C, {M, N}, {ldc, 1}, f);
+  if (beta == 0.f) {
+    at::mm_out(c, a, b);
+    if (alpha != 1.f) c.mul_(alpha);
+  } else {
+    c.addmm_(a, b, beta, alpha);
+  }
+#endif
+}
+
+// exp(x) for 8 floats, Cephes' single-precision method (x = n·ln2 + r, a degree-5 polynomial in r, 2ⁿ by exponent
+// bits): within 2 ulp of expf over [−87.3, 88.4]; inputs below underflow to ~1e-38 (callers zero masked entries).
+__attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
+  x = _mm256_max_ps(x, _mm256_set1_ps(-88.3762626647949f));
+  __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.f)));
+  const __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(n));
+}
+
+// e[c] = exp(s[c] − mx) for c < n, returning Σ e.
+__attribute__((target("avx2,fma"))) float exp_sum_avx2(float* s, int64_t n, float mx) {
+  const __m256 m = _mm256_set1_ps(mx);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + c), m));
+    _mm256_storeu_ps(s + c, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  float lanes[8];
+  _mm256_storeu_ps(lanes, acc);
+  float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  for (; c < n; ++c) { s[c] = std::exp(s[c] - mx); sum += s[c]; }
+  return sum;
+}
+
+float exp_sum_generic(float* s, int64_t n, float mx) {
+  float sum = 0.f;
+  for (int64_t c = 0; c < n; ++c) { s[c] = std::exp(s[c] - mx); sum += s[c]; }
+  return sum;
+}
+
+// One query row's scores s[0, width) (already scaled) → probabilities in place: keys [0, n) are causal-visible, of
+// which `allowed` (null: all) says which are real; every other entry becomes 0, as eager masked_fill(lowest) + softmax
+// gives. The caller guarantees at least one visible allowed key.
+void softmax_row(float* s, int64_t n, int64_t width, const bool* allowed, bool avx2) {
+  float mx = std::numeric_limits<float>::lowest();
+  if (allowed == nullptr) {
+    for (int64_t c = 0; c < n; ++c) mx = std::max(mx, s[c]);
+  } else {
+    for (int64_t c = 0; c < n; ++c) if (allowed[c]) mx = std::max(mx, s[c]);
+  }
+  float sum = avx2 ? exp_sum_avx2(s, n, mx) : exp_sum_generic(s, n, mx);
+  if (allowed != nullptr) {
+    for (int64_t c = 0; c < n; ++c)
+      if (!allowed[c]) s[c] = 0.f;
+    sum = 0.f;                                                  // re-summed exactly over the allowed keys
+    for (int64_t c = 0; c < n; ++c) sum += s[c];
+  }
+  const float inv = 1.f / sum;
+#pragma omp simd
+  for (int64_t c = 0; c < n; ++c) s[c] *= inv;
+  for (int64_t c = n; c < width; ++c) s[c] = 0.f;
+}
 
 struct CausalShapes {
   int64_t B, H, T, hd;
@@ -132,13 +234,6 @@ std::vector<int64_t> first_allowed(const at::Tensor& allowed, int64_t B, int64_t
     first[static_cast<size_t>(b)] = c;
   }
   return first;
-}
-
-// blocked[b|0, r, c] = key c not allowed for query r: c > r, or key c is padding.
-at::Tensor causal_blocked(const at::Tensor& allowed, int64_t T) {
-  auto causal = at::ones({T, T}, at::TensorOptions().dtype(at::kBool)).triu(1);
-  if (!allowed.defined()) return causal.unsqueeze(0).contiguous();
-  return causal.unsqueeze(0).logical_or(allowed.logical_not().unsqueeze(1)).contiguous();  // [B, T, T]
 }
 
 // The probabilities are kept packed: row block j ([i0, i1) × [0, i1)) contiguous at offset Σ_{j'<j} r_j'·i1_j'.
@@ -162,36 +257,41 @@ class CausalAttentionFn : public torch::autograd::Function<CausalAttentionFn> {
     const at::Tensor allowed = allowed_opt.has_value() ? *allowed_opt : at::Tensor();
     const at::Tensor Q = q.contiguous(), K = k.contiguous(), V = v.contiguous();
     const CausalShapes s{Q.size(0), Q.size(1), Q.size(2), Q.size(3)};
-    const at::Tensor blocked = causal_blocked(allowed, s.T);
     const auto first = first_allowed(allowed, s.B, s.T);
     const auto off = block_offsets(s.T);
     at::Tensor probs = at::empty({s.B * s.H, off.back()}, Q.options());
     at::Tensor out = at::empty({s.B, s.H, s.T, s.hd}, Q.options());
-    const at::Tensor O3 = out.view({s.B * s.H, s.T, s.hd});
-    const at::Tensor Q3 = Q.view({s.B * s.H, s.T, s.hd}), K3 = K.view({s.B * s.H, s.T, s.hd}), V3 = V.view({s.B * s.H, s.T, s.hd});
-    const float lowest = std::numeric_limits<float>::lowest();
+    const float *q0 = Q.data_ptr<float>(), *k0 = K.data_ptr<float>(), *v0 = V.data_ptr<float>();
+    const bool* a0 = allowed.defined() ? allowed.data_ptr<bool>() : nullptr;
+    float *p0 = probs.data_ptr<float>(), *o0 = out.data_ptr<float>();
+    const int64_t T = s.T, hd = s.hd, plen = off.back();
     const float fscale = static_cast<float>(scale);
+    const bool avx2 = has_avx2_fma();
     at::parallel_for(0, s.B * s.H, 1, [&](int64_t begin, int64_t end) {
-      const at::NoGradGuard no_grad;   // grad mode is per thread: OpenMP's workers do not inherit the caller's
-      at::Tensor scratch = at::empty({kCausalRowBlock * s.T}, Q.options());
       for (int64_t bh = begin; bh < end; ++bh) {
         const int64_t b = bh / s.H;
-        const at::Tensor Qb = Q3[bh], Kb = K3[bh], Vb = V3[bh], Pb = probs[bh], Ob = O3[bh];
-        const at::Tensor mask = blocked[blocked.size(0) == 1 ? 0 : b];
-        const int64_t none = std::min(first[static_cast<size_t>(b)], s.T);
-        for (int64_t j = 0, i0 = 0; i0 < s.T; ++j, i0 += kCausalRowBlock) {
-          const int64_t i1 = std::min(s.T, i0 + kCausalRowBlock), r = i1 - i0;
-          at::Tensor S = scratch.narrow(0, 0, r * i1).view({r, i1});
-          at::mm_out(S, Qb.narrow(0, i0, r), Kb.narrow(0, 0, i1).t());
-          S.mul_(fscale);
-          S.masked_fill_(mask.narrow(0, i0, r).narrow(1, 0, i1), lowest);
-          at::Tensor P = Pb.narrow(0, off[static_cast<size_t>(j)], r * i1).view({r, i1});
-          at::_softmax_out(P, S, 1, false);
-          if (i0 < none) P.narrow(0, 0, std::min(none, i1) - i0).zero_();   // rows without a key: handled below
-          at::Tensor Or = Ob.narrow(0, i0, r);
-          at::mm_out(Or, P, Vb.narrow(0, 0, i1));
+        const float *Qb = q0 + bh * T * hd, *Kb = k0 + bh * T * hd, *Vb = v0 + bh * T * hd;
+        float *Pb = p0 + bh * plen, *Ob = o0 + bh * T * hd;
+        const bool* ab = a0 ? a0 + b * T : nullptr;
+        const int64_t none = std::min(first[static_cast<size_t>(b)], T);
+        for (int64_t j = 0, i0 = 0; i0 < T; ++j, i0 += kCausalRowBlock) {
+          const int64_t i1 = std::min(T, i0 + kCausalRowBlock), r = i1 - i0;
+          float* P = Pb + off[static_cast<size_t>(j)];
+          gemm_rm(false, true, r, i1, hd, fscale, Qb + i0 * hd, hd, Kb, hd, 0.f, P, i1);       // S = scale · Q·Kᵀ
+          for (int64_t rr = 0; rr < r; ++rr) {
+            float* row = P + rr * i1;
+            if (i0 + rr < none) std::fill(row, row + i1, 0.f);                                  // no key: handled below
+            else softmax_row(row, i0 + rr + 1, i1, ab, avx2);
+          }
+          gemm_rm(false, false, r, hd, i1, 1.f, P, i1, Vb, hd, 0.f, Ob + i0 * hd, hd);          // O = P·V
         }
-        if (none > 0) Ob.narrow(0, 0, none).copy_(Vb.mean(0, true).expand({none, s.hd}));
+        if (none > 0) {                                                                         // uniform rows: mean of V
+          std::vector<float> mean(static_cast<size_t>(hd), 0.f);
+          for (int64_t c = 0; c < T; ++c)
+            for (int64_t d = 0; d < hd; ++d) mean[static_cast<size_t>(d)] += Vb[c * hd + d];
+          for (int64_t d = 0; d < hd; ++d) mean[static_cast<size_t>(d)] /= static_cast<float>(T);
+          for (int64_t i = 0; i < none; ++i) std::copy(mean.begin(), mean.end(), Ob + i * hd);
+        }
       }
     });
     ctx->save_for_backward({Q, K, V, probs});
@@ -207,32 +307,46 @@ class CausalAttentionFn : public torch::autograd::Function<CausalAttentionFn> {
     const auto first = ctx->saved_data["first"].toIntVector();
     const CausalShapes s{Q.size(0), Q.size(1), Q.size(2), Q.size(3)};
     const auto off = block_offsets(s.T);
-    const at::Tensor dO = grads[0].contiguous().view({s.B * s.H, s.T, s.hd});
-    const at::Tensor Q3 = Q.view({s.B * s.H, s.T, s.hd}), K3 = K.view({s.B * s.H, s.T, s.hd}), V3 = V.view({s.B * s.H, s.T, s.hd});
+    const at::Tensor dO = grads[0].contiguous();
     at::Tensor dQ = at::empty_like(Q), dK = at::zeros_like(K), dV = at::zeros_like(V);
-    const at::Tensor dQ3 = dQ.view({s.B * s.H, s.T, s.hd}), dK3 = dK.view({s.B * s.H, s.T, s.hd}), dV3 = dV.view({s.B * s.H, s.T, s.hd});
+    const float *q0 = Q.data_ptr<float>(), *k0 = K.data_ptr<float>(), *v0 = V.data_ptr<float>(), *p0 = probs.data_ptr<float>(), *g0 = dO.data_ptr<float>();
+    float *dq0 = dQ.data_ptr<float>(), *dk0 = dK.data_ptr<float>(), *dv0 = dV.data_ptr<float>();
+    const int64_t T = s.T, hd = s.hd, plen = off.back();
     const float fscale = static_cast<float>(scale);
     at::parallel_for(0, s.B * s.H, 1, [&](int64_t begin, int64_t end) {
-      const at::NoGradGuard no_grad;   // saved q, k, v require grad; nothing here is recorded
-      at::Tensor scratch = at::empty({2 * kCausalRowBlock * s.T}, Q.options());
+      std::vector<float> scratch(static_cast<size_t>(kCausalRowBlock * T));
       for (int64_t bh = begin; bh < end; ++bh) {
-        const int64_t b = bh / s.H;
-        const at::Tensor Qb = Q3[bh], Kb = K3[bh], Vb = V3[bh], Pb = probs[bh], dOb = dO[bh], dQb = dQ3[bh], dKb = dK3[bh], dVb = dV3[bh];
-        for (int64_t j = 0, i0 = 0; i0 < s.T; ++j, i0 += kCausalRowBlock) {
-          const int64_t i1 = std::min(s.T, i0 + kCausalRowBlock), r = i1 - i0;
-          const at::Tensor P = Pb.narrow(0, off[static_cast<size_t>(j)], r * i1).view({r, i1}), dOr = dOb.narrow(0, i0, r);
-          dVb.narrow(0, 0, i1).addmm_(P.t(), dOr);                                     // dV += Pᵀ·dO
-          at::Tensor dP = scratch.narrow(0, 0, r * i1).view({r, i1});
-          at::mm_out(dP, dOr, Vb.narrow(0, 0, i1).t());                                // dP = dO·Vᵀ
-          at::Tensor dS = scratch.narrow(0, kCausalRowBlock * s.T, r * i1).view({r, i1});
-          at::_softmax_backward_data_out(dS, dP, P, 1, at::kFloat);                    // P ⊙ (dP − Σ dP ⊙ P); 0 where P is 0
-          dS.mul_(fscale);
-          at::Tensor dQr = dQb.narrow(0, i0, r);
-          at::mm_out(dQr, dS, Kb.narrow(0, 0, i1));                                    // dQ = dS·K
-          dKb.narrow(0, 0, i1).addmm_(dS.t(), Qb.narrow(0, i0, r));                    // dK += dSᵀ·Q
+        const int64_t b = bh / s.H, base = bh * T * hd;
+        const float *Qb = q0 + base, *Kb = k0 + base, *Vb = v0 + base, *Pb = p0 + bh * plen, *dOb = g0 + base;
+        float *dQb = dq0 + base, *dKb = dk0 + base, *dVb = dv0 + base;
+        for (int64_t j = 0, i0 = 0; i0 < T; ++j, i0 += kCausalRowBlock) {
+          const int64_t i1 = std::min(T, i0 + kCausalRowBlock), r = i1 - i0;
+          const float* P = Pb + off[static_cast<size_t>(j)];
+          const float* dOr = dOb + i0 * hd;
+          gemm_rm(true, false, i1, hd, r, 1.f, P, i1, dOr, hd, 1.f, dVb, hd);                   // dV += Pᵀ·dO
+          float* dS = scratch.data();
+          gemm_rm(false, true, r, i1, hd, 1.f, dOr, hd, Vb, hd, 0.f, dS, i1);                   // dP = dO·Vᵀ
+          for (int64_t rr = 0; rr < r; ++rr) {                                                  // dS = P ⊙ (dP − Σ dP ⊙ P)
+            const float* p = P + rr * i1;
+            float* g = dS + rr * i1;
+            float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t c = 0; c < i1; ++c) dot += g[c] * p[c];
+#pragma omp simd
+            for (int64_t c = 0; c < i1; ++c) g[c] = p[c] * (g[c] - dot);
+          }
+          gemm_rm(false, false, r, hd, i1, fscale, dS, i1, Kb, hd, 0.f, dQb + i0 * hd, hd);     // dQ = scale · dS·K
+          gemm_rm(true, false, i1, hd, r, fscale, dS, i1, Qb + i0 * hd, hd, 1.f, dKb, hd);      // dK += scale · dSᵀ·Q
         }
-        const int64_t none = std::min<int64_t>(first[static_cast<size_t>(b)], s.T);
-        if (none > 0) dVb.add_(dOb.narrow(0, 0, none).sum(0, true), 1.0 / static_cast<double>(s.T));  // uniform rows
+        const int64_t none = std::min<int64_t>(first[static_cast<size_t>(b)], T);
+        if (none > 0) {                                                                         // uniform rows: dV += Σ dO / T
+          std::vector<float> sum(static_cast<size_t>(hd), 0.f);
+          for (int64_t i = 0; i < none; ++i)
+            for (int64_t d = 0; d < hd; ++d) sum[static_cast<size_t>(d)] += dOb[i * hd + d];
+          const float inv = 1.f / static_cast<float>(T);
+          for (int64_t c = 0; c < T; ++c)
+            for (int64_t d = 0; d < hd; ++d) dVb[c * hd + d] += sum[static_cast<size_t>(d)] * inv;
+        }
       }
     });
     return {dQ, dK, dV, at::Tensor(), at::Tensor()};

@@ -102,25 +102,31 @@ public sealed class ModelsBench : IBenchSuite
         return 2.0 * 1024 * 1024 * 1024 / best / 1e9;
     }
 
+    /// <summary>
+    /// One measured step on random ids [batch, t]: a no-grad forward, or forward, next-token-free cross-entropy of the
+    /// logits against the ids, backward, and the gradients zeroed. Parameters must require grad for the latter.
+    /// </summary>
+    internal static void Step(ModelWeights w, int batch, int t, bool backward, Generator g)
+    {
+        using var scope = Torch.NewScope();
+        var ids = Torch.Randint(0, w.Config.VocabSize, [batch, t], g);
+        if (!backward)
+        {
+            using (Torch.NoGrad()) Transformer.Forward(w, ids);
+            return;
+        }
+        var logits = Transformer.Forward(w, ids);
+        var loss = Functional.CrossEntropy(logits.Reshape(-1, w.Config.VocabSize), ids.Reshape(-1));
+        loss.Backward();
+        foreach (var p in w.Tensors.Values) p.ZeroGrad();
+    }
+
     /// <summary>Fastest step in seconds (after two warm-up steps; at least three steps and <paramref name="seconds"/>), CPU utilisation, fewest CPU seconds per step.</summary>
     private static (double Seconds, double Utilisation, double CpuSeconds) TimeStep(ModelWeights w, int batch, int t, bool backward, double seconds)
     {
         using var g = new Generator(1);
         foreach (var p in w.Tensors.Values) p.RequiresGrad_(backward);
-        void Step()
-        {
-            using var scope = Torch.NewScope();
-            var ids = Torch.Randint(0, w.Config.VocabSize, [batch, t], g);
-            if (!backward)
-            {
-                using (Torch.NoGrad()) Transformer.Forward(w, ids);
-                return;
-            }
-            var logits = Transformer.Forward(w, ids);
-            var loss = Functional.CrossEntropy(logits.Reshape(-1, w.Config.VocabSize), ids.Reshape(-1));
-            loss.Backward();
-            foreach (var p in w.Tensors.Values) p.ZeroGrad();
-        }
+        void Step() => ModelsBench.Step(w, batch, t, backward, g);
         Step(); Step();
         var sw = Stopwatch.StartNew();
         var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;

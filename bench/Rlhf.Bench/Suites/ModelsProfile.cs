@@ -9,7 +9,9 @@ using Torch = Rlhf.Torch.Torch;
 /// <summary>
 /// Where a llama forward spends its time: each part of layer 0 (norms, q/k/v projections, rotary tables and
 /// application, mask, attention, output projection, MLP) plus embedding, final norm and LM head, timed in isolation
-/// (no grad, fastest of N repetitions, wall and process CPU time) at batch 4 × seq 256, float32. Args: [--model 3M|20M] (default 3M).
+/// (no grad, fastest of N repetitions, wall and process CPU time) at batch 4 × seq 256, float32. Args: [--model 3M|20M] (default 3M)
+/// [--trace FILE]: instead, profile five forward+backward steps with libtorch's profiler, write the Chrome trace and print
+/// the ops with the most self time.
 /// </summary>
 public sealed class ModelsProfile : IBenchSuite
 {
@@ -17,7 +19,7 @@ public sealed class ModelsProfile : IBenchSuite
     public string Name => "models-profile";
 
     /// <inheritdoc />
-    public string Description => "per-part times of one llama forward (embed, norms, projections, rotary, mask, attention, MLP, head)";
+    public string Description => "per-part times of one llama forward (embed, norms, projections, rotary, mask, attention, MLP, head); --trace FILE: profile fwd+bwd steps by op";
 
     /// <inheritdoc />
     public int Run(string[] args)
@@ -27,6 +29,8 @@ public sealed class ModelsProfile : IBenchSuite
         var c = (big ? ModelConfig.Llama(2048, 512, 1376, 6, 8) : ModelConfig.Llama(1024, 256, 512, 4, 4)) with { MaxPositionEmbeddings = T };
         using var w = ModelInit.Random(c, 0);
         using var g = new Generator(1);
+        var trace = args.SkipWhile(a => a != "--trace").Skip(1).FirstOrDefault();
+        if (trace is not null) return Trace(w, B, T, g, trace);
         using var outer = Torch.NewScope();
         using var noGrad = Torch.NoGrad();
         var ids = Torch.Randint(0, c.VocabSize, [B, T], g);
@@ -89,6 +93,30 @@ public sealed class ModelsProfile : IBenchSuite
             }
             Console.WriteLine($"  {name,-28} {best,8:F3} {bestCpu,8:F3}");
         }
+        return 0;
+    }
+
+    /// <summary>
+    /// Five forward+backward steps under libtorch's profiler (after two warm-up steps): writes the Chrome trace to
+    /// <paramref name="path"/> and prints the ops with the most self time per step.
+    /// </summary>
+    private static int Trace(ModelWeights w, int batch, int t, Generator g, string path)
+    {
+        const int steps = 5;
+        foreach (var p in w.Tensors.Values) p.RequiresGrad_(true);
+        ModelsBench.Step(w, batch, t, true, g);
+        ModelsBench.Step(w, batch, t, true, g);
+        var sw = Stopwatch.StartNew();
+        using (Profiler.Record(path))
+            for (var i = 0; i < steps; i++) ModelsBench.Step(w, batch, t, true, g);
+        var wall = sw.Elapsed.TotalMilliseconds / steps;
+        var ops = Profiler.Summarize(path);
+        Console.WriteLine($"llama {w.Config.NumHiddenLayers} layers, batch {batch} × seq {t}, fwd+bwd, {Torch.NumThreads} threads: {wall:F1} ms/step under the profiler; trace {path}");
+        Console.WriteLine($"  {"op",-52} {"calls",6} {"self ms",9} {"share",6}");
+        var total = ops.Sum(o => o.SelfMs);
+        foreach (var o in ops.Take(25))
+            Console.WriteLine($"  {o.Name,-52} {o.Calls / steps,6} {o.SelfMs / steps,9:F2} {100 * o.SelfMs / total,5:F1}%");
+        Console.WriteLine($"  {"(all ops)",-52} {"",6} {total / steps,9:F2}");
         return 0;
     }
 
