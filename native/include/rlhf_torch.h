@@ -307,6 +307,8 @@ RT_API rt_tensor rt_rms_norm(rt_tensor x, rt_tensor weight, double eps);
 // Fused rotary embedding with autograd (fused.cpp): x ⊙ cos + rotate_half(x) ⊙ sin; x [B, H, T, hd], tables [B|1, 1, T, hd];
 // returns contiguous [B, H, T, hd]; float32/float64 CPU; the tables get no gradient.
 RT_API rt_tensor rt_rotary(rt_tensor x, rt_tensor cos, rt_tensor sin);
+// Fused SwiGLU product with autograd (fused.cpp): silu(gate) · up, same shapes; float32/float64 CPU.
+RT_API rt_tensor rt_silu_mul(rt_tensor gate, rt_tensor up);
 // libtorch's operator profiler on the calling thread (profile.cpp): begin starts recording; end writes a Chrome trace
 // of every op and autograd node since begin to trace_path. 0 on success, -1 with an error (already/not recording).
 RT_API int rt_profile_begin(const char* trace_path);

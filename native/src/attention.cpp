@@ -4,7 +4,7 @@
 #include "common.h"
 #include <ATen/Parallel.h>
 #include <limits>
-#include <immintrin.h>
+#include "simd.h"
 
 namespace {
 
@@ -62,14 +62,6 @@ inline __attribute__((always_inline)) void attend_range(const Args& a, int64_t b
 __attribute__((target("avx2,fma"))) void attend_range_avx2(const Args& a, int64_t begin, int64_t end) { attend_range(a, begin, end); }
 void attend_range_generic(const Args& a, int64_t begin, int64_t end) { attend_range(a, begin, end); }
 
-bool has_avx2_fma() {
-#if defined(__x86_64__) || defined(__i386__)
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
-#else
-  return false;
-#endif
-}
 
 }  // namespace
 
@@ -98,7 +90,7 @@ RT_API rt_tensor rt_paged_decode_attention(rt_tensor q, rt_tensor k_rows, rt_ten
     at::Tensor out = at::empty({B, KV, Mq, hd}, Q.options());
     Args a{Q.data_ptr<float>(), K.data_ptr<float>(), V.data_ptr<float>(), R.data_ptr<int64_t>(), M.data_ptr<bool>(),
            out.data_ptr<float>(), KV, Mq, M.size(1), C, hd, static_cast<float>(scale)};
-    const bool avx2 = has_avx2_fma();
+    const bool avx2 = rt::has_avx2_fma();
     at::parallel_for(0, B * KV, 1, [&](int64_t begin, int64_t end) {
       if (avx2) attend_range_avx2(a, begin, end); else attend_range_generic(a, begin, end);
     });
@@ -154,32 +146,13 @@ void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, con
 #endif
 }
 
-// exp(x) for 8 floats, Cephes' single-precision method (x = n·ln2 + r, a degree-5 polynomial in r, 2ⁿ by exponent
-// bits): within 2 ulp of expf over [−87.3, 88.4]; inputs below underflow to ~1e-38 (callers zero masked entries).
-__attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
-  x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
-  x = _mm256_max_ps(x, _mm256_set1_ps(-88.3762626647949f));
-  __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.f)));
-  const __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(n));
-}
-
 // e[c] = exp(s[c] − mx) for c < n, returning Σ e.
 __attribute__((target("avx2,fma"))) float exp_sum_avx2(float* s, int64_t n, float mx) {
   const __m256 m = _mm256_set1_ps(mx);
   __m256 acc = _mm256_setzero_ps();
   int64_t c = 0;
   for (; c + 8 <= n; c += 8) {
-    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + c), m));
+    const __m256 e = rt::exp8(_mm256_sub_ps(_mm256_loadu_ps(s + c), m));
     _mm256_storeu_ps(s + c, e);
     acc = _mm256_add_ps(acc, e);
   }
@@ -266,7 +239,7 @@ class CausalAttentionFn : public torch::autograd::Function<CausalAttentionFn> {
     float *p0 = probs.data_ptr<float>(), *o0 = out.data_ptr<float>();
     const int64_t T = s.T, hd = s.hd, plen = off.back();
     const float fscale = static_cast<float>(scale);
-    const bool avx2 = has_avx2_fma();
+    const bool avx2 = rt::has_avx2_fma();
     at::parallel_for(0, s.B * s.H, 1, [&](int64_t begin, int64_t end) {
       for (int64_t bh = begin; bh < end; ++bh) {
         const int64_t b = bh / s.H;

@@ -1,5 +1,5 @@
-// Fused element-wise layers for training and generation on the CPU, forward and backward: RMSNorm and rotary position
-// embedding. Eager code runs each as a chain of whole-tensor ops (RMSNorm: square, mean, add, rsqrt, mul, mul — and
+// Fused element-wise layers for training and generation on the CPU, forward and backward: RMSNorm, rotary position
+// embedding and SwiGLU's silu(gate) · up. Eager code runs each as a chain of whole-tensor ops (RMSNorm: square, mean, add, rsqrt, mul, mul — and
 // about a dozen more in backward; rotary: two narrows, neg, cat, two muls, add — likewise), each a pass over memory and
 // a tensor for autograd to keep. Here each is one pass per row, and backward one more. Float32 and float64.
 //
@@ -7,6 +7,7 @@
 // reduction across rows (RMSNorm's weight gradient) sums fixed chunks of rows, then the chunks in order.
 #include "common.h"
 #include <ATen/Parallel.h>
+#include "simd.h"
 
 namespace {
 
@@ -177,6 +178,104 @@ class RotaryFn : public torch::autograd::Function<RotaryFn> {
   }
 };
 
+// ---- SwiGLU: y = silu(g) · u, silu(g) = g / (1 + exp(−g)) as ATen computes it. ----
+// Backward with s = σ(g): du = dy · silu(g), dg = (dy · u) · s · (1 + g · (1 − s)) (ATen's silu_backward of dy · u).
+
+constexpr int64_t kElementGrain = 1 << 15;
+
+template <typename T>
+inline void silu_mul_range(const T* g, const T* u, T* y, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) y[i] = (g[i] / (T(1) + std::exp(-g[i]))) * u[i];
+}
+
+template <typename T>
+inline void silu_mul_backward_range(const T* g, const T* u, const T* dy, T* dg, T* du, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T s = T(1) / (T(1) + std::exp(-g[i]));
+    if (du) du[i] = dy[i] * (g[i] / (T(1) + std::exp(-g[i])));
+    if (dg) dg[i] = (dy[i] * u[i]) * s * (T(1) + g[i] * (T(1) - s));
+  }
+}
+
+__attribute__((target("avx2,fma"))) void silu_mul_avx2(const float* g, const float* u, float* y, int64_t begin, int64_t end) {
+  const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps();
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256 x = _mm256_loadu_ps(g + i);
+    const __m256 silu = _mm256_div_ps(x, _mm256_add_ps(one, rt::exp8(_mm256_sub_ps(zero, x))));
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(silu, _mm256_loadu_ps(u + i)));
+  }
+  silu_mul_range(g, u, y, i, end);
+}
+
+__attribute__((target("avx2,fma"))) void silu_mul_backward_avx2(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t begin, int64_t end) {
+  const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps();
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256 x = _mm256_loadu_ps(g + i), d = _mm256_loadu_ps(dy + i);
+    const __m256 denom = _mm256_add_ps(one, rt::exp8(_mm256_sub_ps(zero, x)));
+    if (du) _mm256_storeu_ps(du + i, _mm256_mul_ps(d, _mm256_div_ps(x, denom)));
+    if (dg) {
+      const __m256 s = _mm256_div_ps(one, denom);
+      const __m256 t = _mm256_add_ps(one, _mm256_mul_ps(x, _mm256_sub_ps(one, s)));
+      _mm256_storeu_ps(dg + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(d, _mm256_loadu_ps(u + i)), s), t));
+    }
+  }
+  silu_mul_backward_range(g, u, dy, dg, du, i, end);
+}
+
+// One chunk: float32 on an AVX2 CPU takes the vector loops, anything else the scalar ones.
+template <typename T>
+void silu_mul_chunk(const T* g, const T* u, T* y, int64_t begin, int64_t end, bool) { silu_mul_range(g, u, y, begin, end); }
+void silu_mul_chunk(const float* g, const float* u, float* y, int64_t begin, int64_t end, bool avx2) {
+  if (avx2) silu_mul_avx2(g, u, y, begin, end); else silu_mul_range(g, u, y, begin, end);
+}
+template <typename T>
+void silu_mul_backward_chunk(const T* g, const T* u, const T* dy, T* dg, T* du, int64_t begin, int64_t end, bool) {
+  silu_mul_backward_range(g, u, dy, dg, du, begin, end);
+}
+void silu_mul_backward_chunk(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t begin, int64_t end, bool avx2) {
+  if (avx2) silu_mul_backward_avx2(g, u, dy, dg, du, begin, end); else silu_mul_backward_range(g, u, dy, dg, du, begin, end);
+}
+
+class SiluMulFn : public torch::autograd::Function<SiluMulFn> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up) {
+    const at::Tensor G = gate.contiguous(), U = up.contiguous();
+    at::Tensor y = at::empty_like(G, at::MemoryFormat::Contiguous);
+    const int64_t n = G.numel();
+    AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), "rt_silu_mul", [&] {
+      const scalar_t *g = G.data_ptr<scalar_t>(), *u = U.data_ptr<scalar_t>();
+      scalar_t* o = y.data_ptr<scalar_t>();
+      const bool avx2 = std::is_same<scalar_t, float>::value && rt::has_avx2_fma();
+      at::parallel_for(0, n, kElementGrain, [&](int64_t begin, int64_t end) {
+        silu_mul_chunk(g, u, o, begin, end, avx2);
+      });
+    });
+    ctx->save_for_backward({G, U});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &G = saved[0], &U = saved[1];
+    const at::Tensor dY = grads[0].contiguous();
+    const bool need_dg = ctx->needs_input_grad(0), need_du = ctx->needs_input_grad(1);
+    at::Tensor dG = need_dg ? at::empty_like(G) : at::Tensor(), dU = need_du ? at::empty_like(U) : at::Tensor();
+    const int64_t n = G.numel();
+    AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), "rt_silu_mul_backward", [&] {
+      const scalar_t *g = G.data_ptr<scalar_t>(), *u = U.data_ptr<scalar_t>(), *dy = dY.data_ptr<scalar_t>();
+      scalar_t* dg = need_dg ? dG.data_ptr<scalar_t>() : nullptr;
+      scalar_t* du = need_du ? dU.data_ptr<scalar_t>() : nullptr;
+      const bool avx2 = std::is_same<scalar_t, float>::value && rt::has_avx2_fma();
+      at::parallel_for(0, n, kElementGrain, [&](int64_t begin, int64_t end) {
+        silu_mul_backward_chunk(g, u, dy, dg, du, begin, end, avx2);
+      });
+    });
+    return {dG, dU};
+  }
+};
+
 void check_floating_cpu(const at::Tensor& t, const char* what, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), what, ": ", name, " must be a CPU tensor");
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, what, ": ", name, " must be float32 or float64, got ", t.scalar_type());
@@ -209,5 +308,16 @@ RT_API rt_tensor rt_rotary(rt_tensor x, rt_tensor cos, rt_tensor sin) {
     TORCH_CHECK(C.scalar_type() == X.scalar_type() && S.scalar_type() == X.scalar_type(), "rotary: x, cos and sin must have one dtype");
     TORCH_CHECK(!C.requires_grad() && !S.requires_grad(), "rotary: the cos/sin tables must not require grad (the kernel gives them none)");
     return rt::wrap(RotaryFn::apply(X, C, S));
+  )
+}
+
+RT_API rt_tensor rt_silu_mul(rt_tensor gate, rt_tensor up) {
+  RT_GUARD(nullptr,
+    const at::Tensor &G = *gate, &U = *up;
+    check_floating_cpu(G, "silu mul", "gate");
+    check_floating_cpu(U, "silu mul", "up");
+    TORCH_CHECK(G.sizes() == U.sizes(), "silu mul: gate and up must have one shape, got ", G.sizes(), " and ", U.sizes());
+    TORCH_CHECK(G.scalar_type() == U.scalar_type(), "silu mul: gate (", G.scalar_type(), ") and up (", U.scalar_type(), ") must have one dtype");
+    return rt::wrap(SiluMulFn::apply(G, U));
   )
 }

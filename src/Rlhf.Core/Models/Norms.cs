@@ -29,7 +29,8 @@ public static class Norms
 }
 
 /// <summary>
-/// Whether RMSNorm and rotary run their fused CPU kernels (<see cref="Functional.RmsNorm"/>, <see cref="Functional.Rotary"/>):
+/// Whether RMSNorm, rotary and SwiGLU's product run their fused CPU kernels (<see cref="Functional.RmsNorm"/>,
+/// <see cref="Functional.Rotary"/>, <see cref="Functional.SiluMul"/>):
 /// on unless <c>RLHF_FUSED_KERNELS=0</c>, which keeps the eager ops (for comparisons). The kernels take float32 and float64
 /// CPU tensors; anything else runs the eager ops.
 /// </summary>

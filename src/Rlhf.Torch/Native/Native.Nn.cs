@@ -20,4 +20,5 @@ internal static unsafe partial class Native
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_causal_attention(T q, T k, T v, T keyAllowed, double scale);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_rms_norm(T x, T weight, double eps);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_rotary(T x, T cos, T sin);
+    [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_silu_mul(T gate, T up);
 }

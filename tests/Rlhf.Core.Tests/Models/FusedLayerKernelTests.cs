@@ -1,5 +1,5 @@
-// The fused RMSNorm and rotary kernels (native/src/fused.cpp, Functional.RmsNorm / Functional.Rotary) against the eager
-// formulas written out here: outputs and every gradient, float64 to 1e-12 and float32 against float64, across the
+// The fused RMSNorm, rotary and SwiGLU kernels (native/src/fused.cpp, Functional.RmsNorm / Rotary / SiluMul) against the
+// eager formulas written out here: outputs and every gradient, float64 to 1e-12 and float32 against float64, across the
 // kernels' 64-row chunks, with transposed inputs and batch-broadcast tables; results independent of the thread count.
 using Rlhf.Core.Models;
 using Rlhf.Torch;
@@ -149,6 +149,61 @@ public class FusedLayerKernelTests
         Assert.Equal(xe.Grad!.ToArray<float>(), x32.Grad!.ToArray<float>());
     }
 
+    [Theory]
+    [InlineData(new long[] { 7 })]                     // shorter than one 8-float vector: the scalar tail only
+    [InlineData(new long[] { 3, 5, 37 })]              // vectors and a tail
+    [InlineData(new long[] { 2, 128, 300 })]           // 76,800 elements: more than one parallel chunk
+    public void SiluMul_matches_the_eager_formula_forward_and_backward(long[] shape)
+    {
+        using var scope = Torch.NewScope();
+        using var g = new Generator((ulong)shape.Aggregate(1L, (a, b) => a * b));
+        var gate = Torch.Randn(shape, g) * 4;                                 // through silu's curved part and both tails
+        gate.View(-1).Narrow(0, 0, 4).Copy_(Torch.From(new float[] { -100, -88, 90, 0 }));   // exp's clamps, and zero
+        var up = Torch.Randn(shape, g);
+        var upstream = Torch.Randn(shape, g);
+
+        var (g64, u64) = (gate.To(ScalarType.Float64).RequiresGrad_(), up.To(ScalarType.Float64).RequiresGrad_());
+        var want = g64.Silu() * u64;
+        want.Backward(upstream.To(ScalarType.Float64));
+
+        var (gk, uk) = (gate.To(ScalarType.Float64).RequiresGrad_(), up.To(ScalarType.Float64).RequiresGrad_());
+        var got = Functional.SiluMul(gk, uk);
+        got.Backward(upstream.To(ScalarType.Float64));
+        Close(got, want, "y (float64)", 1e-14, 1e-13);
+        Close(gk.Grad!, g64.Grad!, "dgate (float64)", 1e-14, 1e-13);
+        Close(uk.Grad!, u64.Grad!, "dup (float64)", 1e-14, 1e-13);
+
+        var (g32, u32) = (gate.Clone().RequiresGrad_(), up.Clone().RequiresGrad_());
+        var got32 = Functional.SiluMul(g32, u32);
+        got32.Backward(upstream);
+        Close(got32, want, "y (float32)", 1e-6, 1e-6);
+        Close(g32.Grad!, g64.Grad!, "dgate (float32)", 1e-6, 1e-6);
+        Close(u32.Grad!, u64.Grad!, "dup (float32)", 1e-6, 1e-6);
+
+        var upOnly = up.Clone().RequiresGrad_();
+        Functional.SiluMul(gate, upOnly).Backward(upstream);
+        Assert.Equal(u32.Grad!.ToArray<float>(), upOnly.Grad!.ToArray<float>());
+    }
+
+    [Fact]
+    public void The_llama_MLP_takes_the_fused_product_and_matches_eager_silu_times_up()
+    {
+        using var scope = Torch.NewScope();
+        var c = ModelConfig.Llama(64, 16, 40, 1, 2);
+        using var w = ModelInit.Random(c, 3);
+        using var g = new Generator(9);
+        var x = Torch.Randn([2, 5, 16], g);
+        var p = WeightNames.Layer(c, 0);
+        var gate = Functional.Linear(x, w[p + "mlp.gate_proj.weight"]);
+        var up = Functional.Linear(x, w[p + "mlp.up_proj.weight"]);
+        Assert.True(FusedLayers.Fit(gate, up));
+        var eager = Functional.Linear(gate.Silu() * up, w[p + "mlp.down_proj.weight"]);
+        Close(Mlp.Forward(w, 0, x), eager, "mlp", 1e-6, 1e-5);
+        var gelu = c with { HiddenAct = "gelu" };                            // any other activation: the eager ops
+        using var wg = ModelInit.Random(gelu, 3);
+        Close(Mlp.Forward(wg, 0, x), Functional.Linear(gate.Gelu() * up, wg[p + "mlp.down_proj.weight"]), "mlp (gelu)", 1e-6, 1e-5);
+    }
+
     [Fact]
     public void Rejects_what_they_cannot_compute_in_one_clear_line()
     {
@@ -167,5 +222,7 @@ public class FusedLayerKernelTests
         var table = Torch.Zeros([1, 1, 3, 4]).RequiresGrad_();
         e = Assert.ThrowsAny<Exception>(() => Functional.Rotary(x, table, table));
         Assert.Contains("must not require grad", e.Message);
+        e = Assert.ThrowsAny<Exception>(() => Functional.SiluMul(x, Torch.Zeros([1, 2, 3])));
+        Assert.Contains("one shape", e.Message);
     }
 }

@@ -87,9 +87,11 @@ public class LlamaRecipe : ModelRecipe
     /// <inheritdoc />
     public override Tensor Mlp(ModelWeights w, string p, Tensor x)
     {
-        var gate = Activations.Apply(w.Config.HiddenAct, Functional.Linear(x, w[p + "mlp.gate_proj.weight"], w.TryGet(p + "mlp.gate_proj.bias")));  // [B, T, I]
+        var gate = Functional.Linear(x, w[p + "mlp.gate_proj.weight"], w.TryGet(p + "mlp.gate_proj.bias"));                                         // [B, T, I]
         var up = Functional.Linear(x, w[p + "mlp.up_proj.weight"], w.TryGet(p + "mlp.up_proj.bias"));                                               // [B, T, I]
-        return Functional.Linear(gate * up, w[p + "mlp.down_proj.weight"], w.TryGet(p + "mlp.down_proj.bias"));                                      // [B, T, D]
+        var act = w.Config.HiddenAct is "silu" or "swish" && FusedLayers.Fit(gate, up) ? Functional.SiluMul(gate, up)                               // one fused pass
+            : Activations.Apply(w.Config.HiddenAct, gate) * up;
+        return Functional.Linear(act, w[p + "mlp.down_proj.weight"], w.TryGet(p + "mlp.down_proj.bias"));                                           // [B, T, D]
     }
 
     // ---- config.json (transformers LlamaConfig) -----------------------------------------------------------------
