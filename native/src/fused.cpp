@@ -13,11 +13,18 @@ namespace {
 
 constexpr int64_t kRowChunk = 64;   // rows per task, and per partial sum of the norm weight's gradient
 
+// Work is split across threads only in pieces of about this many elements (ATen's own grain): a parallel region costs
+// tens of microseconds to wake, more than a small model's whole norm or rotary takes on one thread.
+constexpr int64_t kElementGrain = 1 << 15;
+
+// How many units of `unit_elements` elements make one piece of parallel work (at least one).
+inline int64_t grain_units(int64_t unit_elements) { return std::max<int64_t>(1, kElementGrain / std::max<int64_t>(1, unit_elements)); }
+
 // ---- RMSNorm: y = w · (x · r), r = 1/√(mean(x²) + eps), per row of the last dim (HF Llama's order of rounding). ----
 
 template <typename T>
 void rms_forward(const T* x, const T* w, T* y, T* inv, int64_t rows, int64_t D, double eps) {
-  at::parallel_for(0, (rows + kRowChunk - 1) / kRowChunk, 1, [&](int64_t c0, int64_t c1) {
+  at::parallel_for(0, (rows + kRowChunk - 1) / kRowChunk, grain_units(kRowChunk * D), [&](int64_t c0, int64_t c1) {
     for (int64_t row = c0 * kRowChunk; row < std::min(rows, c1 * kRowChunk); ++row) {
       const T* xr = x + row * D;
       T* yr = y + row * D;
@@ -37,7 +44,7 @@ template <typename T>
 void rms_backward(const T* x, const T* w, const T* inv, const T* dy, T* dx, T* dw, int64_t rows, int64_t D, bool need_dx, bool need_dw) {
   const int64_t chunks = (rows + kRowChunk - 1) / kRowChunk;
   std::vector<T> partial(need_dw ? static_cast<size_t>(chunks * D) : 0, T(0));
-  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+  at::parallel_for(0, chunks, grain_units(kRowChunk * D), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       T* part = need_dw ? partial.data() + c * D : nullptr;
       for (int64_t row = c * kRowChunk; row < std::min(rows, (c + 1) * kRowChunk); ++row) {
@@ -111,7 +118,7 @@ struct RotaryShape {
 template <typename T>
 void rotary_forward(const T* x, const T* cos, const T* sin, T* y, const RotaryShape& s) {
   const int64_t half = s.hd / 2, rows = s.B * s.H * s.T;
-  at::parallel_for(0, rows, kRowChunk, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, rows, grain_units(s.hd), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t t = i % s.T, h = (i / s.T) % s.H, b = i / (s.T * s.H);
       const T* xr = x + b * s.sb + h * s.sh + t * s.st;
@@ -130,7 +137,7 @@ void rotary_forward(const T* x, const T* cos, const T* sin, T* y, const RotarySh
 template <typename T>
 void rotary_backward(const T* dy, const T* cos, const T* sin, T* dx, const RotaryShape& s) {
   const int64_t half = s.hd / 2, rows = s.B * s.H * s.T;
-  at::parallel_for(0, rows, kRowChunk, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, rows, grain_units(s.hd), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t t = i % s.T, b = i / (s.T * s.H);
       const T* g = dy + i * s.hd;
@@ -180,8 +187,6 @@ class RotaryFn : public torch::autograd::Function<RotaryFn> {
 
 // ---- SwiGLU: y = silu(g) · u, silu(g) = g / (1 + exp(−g)) as ATen computes it. ----
 // Backward with s = σ(g): du = dy · silu(g), dg = (dy · u) · s · (1 + g · (1 − s)) (ATen's silu_backward of dy · u).
-
-constexpr int64_t kElementGrain = 1 << 15;
 
 template <typename T>
 inline void silu_mul_range(const T* g, const T* u, T* y, int64_t begin, int64_t end) {

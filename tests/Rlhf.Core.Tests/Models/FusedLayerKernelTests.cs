@@ -71,9 +71,9 @@ public class FusedLayerKernelTests
     {
         using var scope = Torch.NewScope();
         using var g = new Generator(3);
-        var x = Torch.Randn([4, 100, 48], g);           // 400 rows: seven chunks, summed in order for the weight's gradient
-        var w = Torch.Randn([48], g);
-        var upstream = Torch.Randn([4, 100, 48], g);
+        var x = Torch.Randn([4, 250, 256], g);          // 1,000 rows: 16 chunks, big enough to split across threads
+        var w = Torch.Randn([256], g);
+        var upstream = Torch.Randn([4, 250, 256], g);
 
         (double[] Dx, double[] Dw) Run(int threads)
         {
