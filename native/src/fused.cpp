@@ -196,8 +196,8 @@ inline void silu_mul_range(const T* g, const T* u, T* y, int64_t begin, int64_t 
 template <typename T>
 inline void silu_mul_backward_range(const T* g, const T* u, const T* dy, T* dg, T* du, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
-    const T s = T(1) / (T(1) + std::exp(-g[i]));
-    if (du) du[i] = dy[i] * (g[i] / (T(1) + std::exp(-g[i])));
+    const T denom = T(1) + std::exp(-g[i]), s = T(1) / denom;
+    if (du) du[i] = dy[i] * (g[i] / denom);
     if (dg) dg[i] = (dy[i] * u[i]) * s * (T(1) + g[i] * (T(1) - s));
   }
 }
