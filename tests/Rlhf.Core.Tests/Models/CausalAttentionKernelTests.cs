@@ -70,10 +70,10 @@ public class CausalAttentionKernelTests
     [Fact]
     public void The_layer_with_grouped_heads_and_padding_matches_eager_float32_attention()
     {
-        // CausalAttention.Attend takes the kernel for float32 CPU inputs; its gradients reach the grouped k and v through the repeat.
+        // CausalAttention.Attend takes the kernel for float32 CPU inputs of FusedMinLength or more; its gradients reach the grouped k and v through the repeat.
         using var scope = Torch.NewScope();
         using var g = new Generator(7);
-        const int b = 2, h = 4, kv = 2, t = 45, hd = 8;
+        const int b = 2, h = 4, kv = 2, t = (int)CausalAttention.FusedMinLength + 5, hd = 8;
         var q = Torch.Randn([b, h, t, hd], g);
         var k = Torch.Randn([b, kv, t, hd], g);
         var v = Torch.Randn([b, kv, t, hd], g);
@@ -82,6 +82,7 @@ public class CausalAttentionKernelTests
         Assert.True(CausalAttention.FusedEnabled, "RLHF_CAUSAL_KERNEL=0 is set: this test compares the kernel with eager");
         Assert.True(CausalAttention.UsesKernel(q, k));
         Assert.False(CausalAttention.UsesKernel(q, k.Narrow(2, 0, t - 1)));                    // keys of another length: eager
+        Assert.False(CausalAttention.UsesKernel(q.Narrow(2, 0, CausalAttention.FusedMinLength - 1), k.Narrow(2, 0, CausalAttention.FusedMinLength - 1)));
         Assert.False(CausalAttention.UsesKernel(q.To(ScalarType.Float64), k.To(ScalarType.Float64)));
 
         var (qa, ka, va) = (q.Clone().RequiresGrad_(), k.Clone().RequiresGrad_(), v.Clone().RequiresGrad_());
