@@ -61,6 +61,8 @@ RT_API int rt_tensor_is_contiguous(rt_tensor t);
 RT_API int rt_tensor_requires_grad(rt_tensor t);
 RT_API int rt_tensor_is_leaf(rt_tensor t);
 RT_API int rt_tensor_has_grad_fn(rt_tensor t);
+// The name of the autograd node that made t (e.g. "MmBackward0"), "" for a leaf; free with rt_free_string.
+RT_API char* rt_tensor_grad_fn_name(rt_tensor t);
 RT_API int64_t rt_tensor_storage_nbytes(rt_tensor t);
 // Data pointer of a CPU tensor (NULL for CUDA): valid while the tensor lives. Not necessarily contiguous.
 RT_API void* rt_tensor_data_ptr(rt_tensor t);
@@ -238,7 +240,11 @@ RT_API rt_tensor rt_bmm(rt_tensor a, rt_tensor b);
 RT_API rt_tensor rt_outer(rt_tensor a, rt_tensor b);
 RT_API rt_tensor rt_addmm(rt_tensor bias, rt_tensor a, rt_tensor b, double beta, double alpha);
 RT_API rt_tensor rt_baddbmm(rt_tensor bias, rt_tensor a, rt_tensor b, double beta, double alpha);
+// x·wᵀ (+ b), as aten::linear (linear.cpp): float32 CPU training products (autograd on, enough rows, 2+ threads) run
+// split into independent single-threaded BLAS calls (forward by rows; backward dx beside dw) on Debian's libtorch.
 RT_API rt_tensor rt_linear(rt_tensor x, rt_tensor w, rt_tensor b);
+// 1 when rt_linear's split kernel is built in and not turned off (RLHF_LINEAR_KERNEL=0), else 0.
+RT_API int rt_linear_kernel_available(void);
 // Comparisons and logic.
 RT_API rt_tensor rt_eq(rt_tensor a, rt_tensor b);
 RT_API rt_tensor rt_ne(rt_tensor a, rt_tensor b);

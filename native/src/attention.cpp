@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <limits>
 #include "simd.h"
+#include "blas.h"
 
 namespace {
 
@@ -111,40 +112,10 @@ RT_API rt_tensor rt_paged_decode_attention(rt_tensor q, rt_tensor k_rows, rt_ten
 // A block made of ATen calls (narrow, mm_out, mul_, masked_fill_, _softmax_out, …: about 15 per block, thousands per
 // step) spent more time in dispatch than in arithmetic at these sizes.
 
-#ifdef RLHF_DIRECT_SGEMM
-extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const float* alpha,
-                       const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c, const int* ldc);
-#endif
 
 namespace {
 
 constexpr int64_t kCausalRowBlock = 32;
-
-// Row-major C[M, N] = alpha · op(A) · op(B) + beta · C, op(A) [M, K], op(B) [K, N]. Debian's libtorch calls the Fortran
-// BLAS in libblas.so.3 (OpenBLAS, which runs single-threaded inside an OpenMP parallel region): called here directly.
-// Elsewhere (a PyTorch wheel's BLAS is private to it) through ATen on views of the same memory.
-void gemm_rm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-             const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-#ifdef RLHF_DIRECT_SGEMM
-  // Column-major, C is Cᵀ [N, M] = op(B)ᵀ · op(A)ᵀ.
-  const char ca = ta ? 'T' : 'N', cb = tb ? 'T' : 'N';
-  const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
-  const int la = static_cast<int>(ldb), lb = static_cast<int>(lda), lc = static_cast<int>(ldc);
-  sgemm_(&cb, &ca, &m, &n, &k, &alpha, B, &la, A, &lb, &beta, C, &lc);
-#else
-  const auto f = at::TensorOptions().dtype(at::kFloat);
-  const at::Tensor a = ta ? at::from_blob(const_cast<float*>(A), {K, M}, {lda, 1}, f).t() : at::from_blob(const_cast<float*>(A), {M, K}, {lda, 1}, f);
-  const at::Tensor b = tb ? at::from_blob(const_cast<float*>(B), {N, K}, {ldb, 1}, f).t() : at::from_blob(const_cast<float*>(B), {K, N}, {ldb, 1}, f);
-  at::Tensor c = at::from_blob(C, {M, N}, {ldc, 1}, f);
-  if (beta == 0.f) {
-    at::mm_out(c, a, b);
-    if (alpha != 1.f) c.mul_(alpha);
-  } else {
-    c.addmm_(a, b, beta, alpha);
-  }
-#endif
-}
 
 // e[c] = exp(s[c] − mx) for c < n, returning Σ e.
 __attribute__((target("avx2,fma"))) float exp_sum_avx2(float* s, int64_t n, float mx) {
@@ -250,13 +221,13 @@ class CausalAttentionFn : public torch::autograd::Function<CausalAttentionFn> {
         for (int64_t j = 0, i0 = 0; i0 < T; ++j, i0 += kCausalRowBlock) {
           const int64_t i1 = std::min(T, i0 + kCausalRowBlock), r = i1 - i0;
           float* P = Pb + off[static_cast<size_t>(j)];
-          gemm_rm(false, true, r, i1, hd, fscale, Qb + i0 * hd, hd, Kb, hd, 0.f, P, i1);       // S = scale · Q·Kᵀ
+          rt::gemm_rm(false, true, r, i1, hd, fscale, Qb + i0 * hd, hd, Kb, hd, 0.f, P, i1);       // S = scale · Q·Kᵀ
           for (int64_t rr = 0; rr < r; ++rr) {
             float* row = P + rr * i1;
             if (i0 + rr < none) std::fill(row, row + i1, 0.f);                                  // no key: handled below
             else softmax_row(row, i0 + rr + 1, i1, ab, avx2);
           }
-          gemm_rm(false, false, r, hd, i1, 1.f, P, i1, Vb, hd, 0.f, Ob + i0 * hd, hd);          // O = P·V
+          rt::gemm_rm(false, false, r, hd, i1, 1.f, P, i1, Vb, hd, 0.f, Ob + i0 * hd, hd);          // O = P·V
         }
         if (none > 0) {                                                                         // uniform rows: mean of V
           std::vector<float> mean(static_cast<size_t>(hd), 0.f);
@@ -296,9 +267,9 @@ class CausalAttentionFn : public torch::autograd::Function<CausalAttentionFn> {
           const int64_t i1 = std::min(T, i0 + kCausalRowBlock), r = i1 - i0;
           const float* P = Pb + off[static_cast<size_t>(j)];
           const float* dOr = dOb + i0 * hd;
-          gemm_rm(true, false, i1, hd, r, 1.f, P, i1, dOr, hd, 1.f, dVb, hd);                   // dV += Pᵀ·dO
+          rt::gemm_rm(true, false, i1, hd, r, 1.f, P, i1, dOr, hd, 1.f, dVb, hd);                   // dV += Pᵀ·dO
           float* dS = scratch.data();
-          gemm_rm(false, true, r, i1, hd, 1.f, dOr, hd, Vb, hd, 0.f, dS, i1);                   // dP = dO·Vᵀ
+          rt::gemm_rm(false, true, r, i1, hd, 1.f, dOr, hd, Vb, hd, 0.f, dS, i1);                   // dP = dO·Vᵀ
           for (int64_t rr = 0; rr < r; ++rr) {                                                  // dS = P ⊙ (dP − Σ dP ⊙ P)
             const float* p = P + rr * i1;
             float* g = dS + rr * i1;
@@ -308,8 +279,8 @@ class CausalAttentionFn : public torch::autograd::Function<CausalAttentionFn> {
 #pragma omp simd
             for (int64_t c = 0; c < i1; ++c) g[c] = p[c] * (g[c] - dot);
           }
-          gemm_rm(false, false, r, hd, i1, fscale, dS, i1, Kb, hd, 0.f, dQb + i0 * hd, hd);     // dQ = scale · dS·K
-          gemm_rm(true, false, i1, hd, r, fscale, dS, i1, Qb + i0 * hd, hd, 1.f, dKb, hd);      // dK += scale · dSᵀ·Q
+          rt::gemm_rm(false, false, r, hd, i1, fscale, dS, i1, Kb, hd, 0.f, dQb + i0 * hd, hd);     // dQ = scale · dS·K
+          rt::gemm_rm(true, false, i1, hd, r, fscale, dS, i1, Qb + i0 * hd, hd, 1.f, dKb, hd);      // dK += scale · dSᵀ·Q
         }
         const int64_t none = std::min<int64_t>(first[static_cast<size_t>(b)], T);
         if (none > 0) {                                                                         // uniform rows: dV += Σ dO / T

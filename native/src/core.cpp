@@ -141,6 +141,9 @@ RT_API int rt_tensor_is_contiguous(rt_tensor t) { return t->is_contiguous() ? 1 
 RT_API int rt_tensor_requires_grad(rt_tensor t) { return t->requires_grad() ? 1 : 0; }
 RT_API int rt_tensor_is_leaf(rt_tensor t) { return t->is_leaf() ? 1 : 0; }
 RT_API int rt_tensor_has_grad_fn(rt_tensor t) { return t->grad_fn() ? 1 : 0; }
+RT_API char* rt_tensor_grad_fn_name(rt_tensor t) {
+  RT_GUARD(nullptr, return strdup(t->grad_fn() ? t->grad_fn()->name().c_str() : "");)
+}
 RT_API int64_t rt_tensor_storage_nbytes(rt_tensor t) { return t->has_storage() ? static_cast<int64_t>(t->storage().nbytes()) : 0; }
 // Data pointer of a CPU tensor (NULL for CUDA): valid while the tensor lives. Not necessarily contiguous.
 RT_API void* rt_tensor_data_ptr(rt_tensor t) { return t->is_cuda() ? nullptr : t->data_ptr(); }

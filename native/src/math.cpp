@@ -92,9 +92,6 @@ BINARY(bmm, at::bmm(*a, *b))
 BINARY(outer, at::outer(*a, *b))
 RT_API rt_tensor rt_addmm(rt_tensor bias, rt_tensor a, rt_tensor b, double beta, double alpha) { RT_TENSOR(at::addmm(*bias, *a, *b, beta, alpha)) }
 RT_API rt_tensor rt_baddbmm(rt_tensor bias, rt_tensor a, rt_tensor b, double beta, double alpha) { RT_TENSOR(at::baddbmm(*bias, *a, *b, beta, alpha)) }
-RT_API rt_tensor rt_linear(rt_tensor x, rt_tensor w, rt_tensor b) {
-  RT_TENSOR(at::linear(*x, *w, b ? c10::optional<at::Tensor>(*b) : c10::nullopt))
-}
 
 // Comparisons and logic.
 BINARY(eq, at::eq(*a, *b))

@@ -151,6 +151,9 @@ public sealed partial class Tensor : IDisposable
     /// <summary>True when autograd recorded the operation that produced this tensor.</summary>
     public bool HasGradFn => N.rt_tensor_has_grad_fn(H) != 0;
 
+    /// <summary>The name of the autograd node that made this tensor (libtorch's, e.g. <c>MmBackward0</c>); "" for a leaf.</summary>
+    public string GradFnName => TakeString(N.rt_tensor_grad_fn_name(H));
+
     // ---- data ----
 
     /// <summary>The single element as a double.</summary>

@@ -29,6 +29,7 @@ internal static unsafe partial class Native
     [LibraryImport(NativeLoader.LibraryName)] internal static partial int rt_tensor_requires_grad(T t);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial int rt_tensor_is_leaf(T t);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial int rt_tensor_has_grad_fn(T t);
+    [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_tensor_grad_fn_name(T t);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial long rt_tensor_storage_nbytes(T t);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_tensor_data_ptr(T t);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_tensor_to_string(T t);

@@ -85,6 +85,7 @@ internal static unsafe partial class Native
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_addmm(T bias, T a, T b, double beta, double alpha);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_baddbmm(T bias, T a, T b, double beta, double alpha);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_linear(T x, T w, T b);
+    [LibraryImport(NativeLoader.LibraryName)] internal static partial int rt_linear_kernel_available();
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_eq(T a, T b);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_ne(T a, T b);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial nint rt_lt(T a, T b);
