@@ -241,7 +241,8 @@ RT_API rt_tensor rt_outer(rt_tensor a, rt_tensor b);
 RT_API rt_tensor rt_addmm(rt_tensor bias, rt_tensor a, rt_tensor b, double beta, double alpha);
 RT_API rt_tensor rt_baddbmm(rt_tensor bias, rt_tensor a, rt_tensor b, double beta, double alpha);
 // x·wᵀ (+ b), as aten::linear (linear.cpp): float32 CPU training products (autograd on, enough rows, 2+ threads) run
-// split into independent single-threaded BLAS calls (forward by rows; backward dx beside dw) on Debian's libtorch.
+// split into independent single-threaded BLAS calls (forward by rows; backward dx beside dw) where the shim is built
+// with OpenMP (Debian's libtorch) and the BLAS is OpenBLAS's OpenMP build.
 RT_API rt_tensor rt_linear(rt_tensor x, rt_tensor w, rt_tensor b);
 // 1 when rt_linear's split kernel is built in and not turned off (RLHF_LINEAR_KERNEL=0), else 0.
 RT_API int rt_linear_kernel_available(void);

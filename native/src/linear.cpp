@@ -10,7 +10,8 @@
 // Every element of every result is the same dot product over the same k order as one unsplit call, so results do not
 // depend on the thread count.
 //
-// Against a PyTorch wheel (its BLAS private to it, its OpenMP renamed) rt_linear stays aten::linear.
+// The file is compiled with OpenMP against Debian's libtorch only (native/CMakeLists.txt). Against a PyTorch wheel (its
+// BLAS private to it, its OpenMP renamed) rt_linear stays aten::linear.
 #include "common.h"
 #include <ATen/Parallel.h>
 #include <cstdlib>
@@ -18,7 +19,7 @@
 
 namespace {
 
-#ifdef RLHF_DIRECT_SGEMM
+#ifdef _OPENMP
 
 // Rows (or output features) per panel of a chunk boundary. OpenBLAS's sgemm computes an element with one sequence of
 // operations for a full panel of the product and another for the partial panel at its end; chunks that start at
@@ -102,11 +103,16 @@ class LinearFn : public torch::autograd::Function<LinearFn> {
   }
 };
 
-// RLHF_LINEAR_KERNEL=0 turns the kernel off (aten::linear everywhere), read once.
+// OpenBLAS's threading (0 sequential, 1 pthreads, 2 OpenMP); weak, so a BLAS without it leaves it null.
+extern "C" int openblas_get_parallel(void) __attribute__((weak));
+
+// On when the BLAS is OpenBLAS's OpenMP build, which runs a call made inside an OpenMP region on the calling thread alone
+// (its pthread build would start its own workers from each caller), unless RLHF_LINEAR_KERNEL=0. Decided once.
 bool kernel_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("RLHF_LINEAR_KERNEL");
-    return v == nullptr || std::string(v) != "0";
+    if (v != nullptr && std::string(v) == "0") return false;
+    return openblas_get_parallel != nullptr && openblas_get_parallel() == 2;
   }();
   return on;
 }
@@ -119,7 +125,7 @@ bool use_kernel(const at::Tensor& x, const at::Tensor& w, const at::Tensor* b) {
   if (!(x.requires_grad() || w.requires_grad() || (b != nullptr && b->requires_grad()))) return false;
   auto fits = [](const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.layout() == at::kStrided; };
   if (!fits(x) || !fits(w) || (b != nullptr && !fits(*b))) return false;
-  if (x.dim() < 2 || w.dim() != 2 || x.size(-1) != w.size(1) || (b != nullptr && (b->dim() != 1 || b->size(0) != w.size(0)))) return false;
+  if (x.dim() < 2 || w.dim() != 2 || x.size(-1) == 0 || x.size(-1) != w.size(1) || (b != nullptr && (b->dim() != 1 || b->size(0) != w.size(0)))) return false;
   return x.numel() / x.size(-1) >= kPanelAlign * at::get_num_threads();
 }
 
@@ -127,7 +133,7 @@ bool use_kernel(const at::Tensor& x, const at::Tensor& w, const at::Tensor* b) {
 
 // aten::linear, or the kernel above for training products where it applies.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor* b) {
-#ifdef RLHF_DIRECT_SGEMM
+#ifdef _OPENMP
   if (use_kernel(x, w, b)) {
     at::Tensor y = LinearFn::apply(x, w);
     return b != nullptr ? y.add_(*b) : y;
@@ -141,7 +147,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor* b)
 RT_API rt_tensor rt_linear(rt_tensor x, rt_tensor w, rt_tensor b) { RT_GUARD(nullptr, return rt::wrap(linear(*x, *w, b));) }
 
 RT_API int rt_linear_kernel_available(void) {
-#ifdef RLHF_DIRECT_SGEMM
+#ifdef _OPENMP
   return kernel_enabled() ? 1 : 0;
 #else
   return 0;
