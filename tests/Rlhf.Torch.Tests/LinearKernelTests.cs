@@ -9,14 +9,7 @@ public class LinearKernelTests
 {
     private const string KernelNode = "LinearFn";
 
-    private static void Close(Tensor got, Tensor want, string what, double atol, double rtol)
-    {
-        Assert.Equal(want.Shape, got.Shape);
-        var g = got.To(ScalarType.Float64).ToArray<double>();
-        var w = want.To(ScalarType.Float64).ToArray<double>();
-        for (var i = 0; i < w.Length; i++)
-            Assert.True(Math.Abs(g[i] - w[i]) <= atol + rtol * Math.Abs(w[i]), $"{what}[{i}]: {g[i]} vs {w[i]}");
-    }
+    private static void Close(Tensor got, Tensor want, string what, double atol, double rtol) => TensorAssert.Close(got, want, what, atol, rtol);
 
     private static double[] Bits(Tensor t) => t.To(ScalarType.Float64).ToArray<double>();
 

@@ -10,14 +10,7 @@ using Torch = Rlhf.Torch.Torch;
 
 public class FusedLayerKernelTests
 {
-    private static void Close(Tensor got, Tensor want, string what, double atol, double rtol)
-    {
-        Assert.Equal(want.Shape, got.Shape);
-        var g = got.To(ScalarType.Float64).ToArray<double>();
-        var w = want.To(ScalarType.Float64).ToArray<double>();
-        for (var i = 0; i < w.Length; i++)
-            Assert.True(Math.Abs(g[i] - w[i]) <= atol + rtol * Math.Abs(w[i]), $"{what}[{i}]: {g[i]} vs eager {w[i]}");
-    }
+    private static void Close(Tensor got, Tensor want, string what, double atol, double rtol) => TensorAssert.Close(got, want, what, atol, rtol);
 
     // HF Llama's RMSNorm, op by op.
     private static Tensor EagerRmsNorm(Tensor x, Tensor w, double eps) => w * (x * (x.Square().Mean(-1, keepDim: true) + eps).Rsqrt());
