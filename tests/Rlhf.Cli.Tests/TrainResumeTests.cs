@@ -32,7 +32,11 @@ public class TrainResumeTests
             while (DateTime.UtcNow < deadline)
             {
                 if (pattern.IsMatch(Out)) return true;
-                if (P.HasExited) return false;
+                if (P.HasExited)
+                {
+                    P.WaitForExit();                                 // the rest of its output, read asynchronously
+                    return pattern.IsMatch(Out);
+                }
                 Thread.Sleep(20);
             }
             Assert.Fail($"hang guard: step {step} was not logged within {guard.TotalSeconds} s\n{Out}\n{Err}");
@@ -74,7 +78,7 @@ public class TrainResumeTests
             var killAfter = rng.NextInt64(2, steps - 10);
             using (var child = new Child(["train", Sft, .. Overrides(dir, steps)]))
             {
-                Assert.True(child.WaitForStep(killAfter, TimeSpan.FromSeconds(120)), $"the run ended before step {killAfter}\n{child.Out}\n{child.Err}");
+                Assert.True(child.WaitForStep(killAfter, TimeSpan.FromSeconds(120)), $"the run ended before step {killAfter}, exit code {(child.P.HasExited ? child.P.ExitCode : null)}\n{child.Out}\n{child.Err}");
                 Thread.Sleep(rng.Next(0, 60));                       // land anywhere in the next step or its save
                 Assert.False(child.P.HasExited, "the run finished before it could be killed");
                 child.P.Kill();                                      // SIGKILL: no handler runs
