@@ -73,8 +73,6 @@ RT_API int rt_tensor_item_long(rt_tensor t, int64_t* out);
 RT_API int rt_tensor_copy_to(rt_tensor t, void* dst, int64_t nbytes);
 RT_API int rt_get_num_threads(void);
 RT_API int rt_set_num_threads(int n);
-// The calling thread's intra-op count only (threads.cpp): no process-wide default, no pthreadpool rebuild.
-RT_API int rt_set_thread_num_threads(int n);
 RT_API int rt_get_num_interop_threads(void);
 RT_API char* rt_version(void);
 RT_API char* rt_show_config(void);

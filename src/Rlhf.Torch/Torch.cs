@@ -73,19 +73,15 @@ public static partial class Torch
     /// <summary>
     /// Sets this thread's intra-op count to <paramref name="n"/> until disposed, then restores the previous count. A
     /// computation's float rounding depends on the count (sums split by thread), so a run that must repeat bit for bit
-    /// whichever thread calls it sets its count explicitly. Unlike <see cref="NumThreads"/> it changes this thread alone:
-    /// the count new threads start with stays as it was, and libtorch's pthreadpool is not rebuilt (which
-    /// <c>at::set_num_threads</c> does on every change: once per step where a loop switches counts).
+    /// whichever thread calls it sets its count explicitly.
     /// </summary>
     public static IDisposable UseThreads(int n)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
         var before = NumThreads;
-        if (before != n) SetThisThread(n);
+        if (before != n) NumThreads = n;
         return new ThreadCount(before);
     }
-
-    private static void SetThisThread(int n) => Tensor.Check(N.rt_set_thread_num_threads(n));
 
     private sealed class ThreadCount(int before) : IDisposable
     {
@@ -94,7 +90,7 @@ public static partial class Torch
         {
             if (done) return;
             done = true;
-            if (NumThreads != before) SetThisThread(before);
+            if (NumThreads != before) NumThreads = before;
         }
     }
 

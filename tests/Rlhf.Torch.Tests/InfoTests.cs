@@ -66,30 +66,6 @@ public class InfoTests
         });
     }
 
-    [Fact]
-    public void UseThreads_leaves_the_count_new_threads_start_with_and_holds_through_first_parallel_work()
-    {
-        var start = OnFreshThread(() => Torch.NumThreads);
-        var other = start == 1 ? 2 : 1;
-        var (inside, fresh, after) = OnFreshThread(() =>
-        {
-            using (Torch.UseThreads(other))
-            {
-                // A thread started now takes the process-wide count, not this thread's.
-                var f = OnFreshThread(() => Torch.NumThreads);
-                // This thread's own first parallel work (a product big enough to split) keeps its count.
-                using var scope = Torch.NewScope();
-                using var g = new Generator(1);
-                _ = Torch.Randn([512, 256], g).Mm(Torch.Randn([256, 256], g));
-                _ = Functional.RmsNorm(Torch.Randn([512, 256], g), Torch.Randn([256], g), 1e-6);    // the shim's own parallel loop
-                return (Torch.NumThreads, f, 0);
-            }
-        });
-        Assert.Equal(other, inside);
-        Assert.Equal(start, fresh);
-        Assert.Equal(start, OnFreshThread(() => Torch.NumThreads));
-    }
-
     /// <summary>A thread that reads its own intra-op count on request.</summary>
     private sealed class SiblingThread : IDisposable
     {

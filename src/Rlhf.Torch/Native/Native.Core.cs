@@ -38,7 +38,6 @@ internal static unsafe partial class Native
     [LibraryImport(NativeLoader.LibraryName)] internal static partial int rt_tensor_copy_to(T t, void* dst, long nbytes);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial int rt_get_num_threads();
     [LibraryImport(NativeLoader.LibraryName)] internal static partial int rt_set_num_threads(int n);
-    [LibraryImport(NativeLoader.LibraryName)] internal static partial int rt_set_thread_num_threads(int n);
     [LibraryImport(NativeLoader.LibraryName, StringMarshalling = StringMarshalling.Utf8)] internal static partial int rt_profile_begin(string tracePath);
     [LibraryImport(NativeLoader.LibraryName)] internal static partial int rt_profile_end();
     [LibraryImport(NativeLoader.LibraryName)] internal static partial int rt_get_num_interop_threads();

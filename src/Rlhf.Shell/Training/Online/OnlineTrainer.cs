@@ -212,7 +212,7 @@ public static class OnlineTrainer
         while (step < plan.Steps)
         {
             step++;
-            using var threadCount = Torch.UseThreads(stepThreads);     // this thread only: no pthreadpool rebuild per step
+            Torch.NumThreads = stepThreads;
             using var scope = Torch.NewScope();
             var total = Stopwatch.StartNew();
             // --- generate (synchronous) or take what the worker generated (asynchronous)

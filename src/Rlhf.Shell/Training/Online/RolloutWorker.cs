@@ -143,8 +143,8 @@ public sealed class RolloutWorker : IDisposable
                 var held = job.Lease;
                 try
                 {
-                    // Per job, this thread only (UseThreads runs libtorch's lazy per-thread initialisation first, so it holds).
-                    using var threadCount = Rlhf.Torch.Torch.UseThreads(threads);
+                    // Per job: libtorch initialises a thread's OpenMP count lazily from the last global setting on its first parallel op.
+                    Rlhf.Torch.Torch.NumThreads = threads;
                     using var scope = Rlhf.Torch.Torch.NewScope();
                     BeforeGenerate.Value?.Invoke(job.Step);
                     Func<WeightsLease?>? newer = latest is null ? null : () =>
