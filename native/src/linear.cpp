@@ -7,8 +7,8 @@
 //   forward   y = x·wᵀ      the rows of x in one chunk per thread (a bias is added after, by autograd's add);
 //   backward  dx = dy·w  and  dw = dyᵀ·x  side by side, so that with two threads one computes dx while the
 //             other computes dw (with more, each is split: dx by rows, dw by output features).
-// Every element of every result is the same dot product over the same k order as one unsplit call, so results do not
-// depend on the thread count.
+// Chunks start at panel-aligned rows (kPanelAlign below), so every element of every result is computed as one unsplit
+// call computes it: results do not depend on the thread count.
 //
 // The file is compiled with OpenMP against Debian's libtorch only (native/CMakeLists.txt). Against a PyTorch wheel (its
 // BLAS private to it, its OpenMP renamed) rt_linear stays aten::linear.
@@ -85,9 +85,8 @@ class LinearFn : public torch::autograd::Function<LinearFn> {
     // Tasks [0, T) are dx's row chunks, [T, 2T) dw's output-feature chunks; each thread takes a run of
     // consecutive tasks, so with both wanted the first half of the threads computes dx and the second half dw.
     const int64_t T = at::get_num_threads();
-    const bool wx = need_dx, ww = need_dw;
     const Chunks rc(rows, T), oc(out, T);
-    const int64_t first = wx ? 0 : T, last = ww ? 2 * T : T;
+    const int64_t first = need_dx ? 0 : T, last = need_dw ? 2 * T : T;
     at::parallel_for(first, last, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         if (t < T) {

@@ -10,15 +10,15 @@ public static class Functional
 {
     /// <summary>
     /// x @ wᵀ + b. x [.., in], w [out, in], b [out] or null. Float32 CPU training products (autograd recording, 2+
-    /// intra-op threads, 32+ rows per thread) run on native/src/linear.cpp's kernel where <see cref="LinearKernelAvailable"/>:
+    /// intra-op threads, 48+ rows per thread) run on native/src/linear.cpp's kernel where <see cref="LinearKernelAvailable"/>:
     /// the forward split by rows and the backward's dx beside dw, each part one single-threaded BLAS call, instead of
     /// one BLAS call whose threads wait for one another; the same products, bits independent of the thread count.
     /// </summary>
     public static Tensor Linear(Tensor x, Tensor w, Tensor? b = null) => Tensor.Wrap(N.rt_linear(x.H, w.H, Tensor.Opt(b)));
 
     /// <summary>
-    /// Whether <see cref="Linear"/> uses its split kernel for training products: built against Debian's libtorch (whose
-    /// BLAS is OpenBLAS's OpenMP build, called directly), and not turned off with <c>RLHF_LINEAR_KERNEL=0</c>.
+    /// Whether <see cref="Linear"/> uses its split kernel for training products: the shim built with OpenMP (Debian's
+    /// libtorch), the loaded BLAS OpenBLAS's OpenMP build, and not turned off with <c>RLHF_LINEAR_KERNEL=0</c>.
     /// </summary>
     public static bool LinearKernelAvailable => N.rt_linear_kernel_available() != 0;
 
